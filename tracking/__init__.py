@@ -1,0 +1,1 @@
+"""Detection, tracking and multi-camera association (built on reid.inference)."""
