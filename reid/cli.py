@@ -36,7 +36,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--visualize", default=None,
                    help="folder for ranked-list grids and the CMC curve (PNG)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default 32 on CPU (fastest there), 256 on GPU")
 
 
 def _add_export(sub) -> None:
@@ -85,7 +86,8 @@ def cmd_eval(args) -> int:
     root = args.data_root or os.path.join(shared_dir(), "data", "market1501")
     dataset = market1501(resolve_data_root(root), splits=("query", "gallery"))
     r = evaluate(model, dataset, meta["input_size"], meta["mean"], meta["std"], device,
-                 flip=args.flip, rerank=args.rerank, batch_size=args.batch_size)
+                 flip=args.flip, rerank=args.rerank,
+                 batch_size=args.batch_size or (256 if device.type == "cuda" else 32))
     print(f"weights: {weights}")
     print(f"mAP {r['mAP']:.1f}  rank-1 {r['rank1']:.1f}  rank-5 {r['rank5']:.1f}  "
           f"rank-10 {r['rank10']:.1f}  mINP {r['mINP']:.1f}  "

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from reid.data.images import read_image
 from reid.data.transforms import normalize
@@ -41,7 +42,8 @@ def embed_uint8(model: torch.nn.Module, images: torch.Tensor, size: Sequence[int
     """Embeddings of an N x 3 x h x w uint8 RGB tensor; ``flip`` averages with the mirror."""
     model.eval()
     outs = []
-    for s in range(0, len(images), batch_size):
+    steps = range(0, len(images), batch_size)
+    for s in tqdm(steps, desc="embed", leave=False, mininterval=2, disable=len(steps) < 20):
         x = normalize(images[s:s + batch_size].to(device), tuple(size), mean, std)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)

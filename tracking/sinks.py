@@ -1,0 +1,102 @@
+"""Outputs of a run, each written under a temporary name and renamed when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict, deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.part{path.suffix}")
+
+
+class MotWriter:
+    """MOTChallenge text: frame,id,x,y,w,h,conf,-1,-1,-1 (frames 1-based, decode order)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = _part(self.path)
+        self.f = open(self.tmp, "w")
+
+    def write(self, frame: int, tracks: list[dict]) -> None:
+        for t in tracks:
+            x1, y1, x2, y2 = t["box"]
+            self.f.write(f"{frame},{t['id']},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                         f"{t['score']:.3f},-1,-1,-1\n")
+
+    def close(self) -> None:
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+class JsonlWriter:
+    """One JSON object per frame: {"frame": n, "time": s, "tracks": [{id, box, score}]}."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path, self.fps = Path(path), fps
+        self.tmp = _part(self.path)
+        self.f = open(self.tmp, "w")
+
+    def write(self, frame: int, tracks: list[dict]) -> None:
+        self.f.write(json.dumps({"frame": frame, "time": round((frame - 1) / self.fps, 3),
+                                 "tracks": [{"id": t["id"],
+                                             "box": [round(float(v), 1) for v in t["box"]],
+                                             "score": round(t["score"], 3)} for t in tracks]})
+                     + "\n")
+
+    def close(self) -> None:
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+
+def color_of(track_id: int) -> tuple[int, int, int]:
+    """A stable, well-spread colour per id (golden-ratio hue steps)."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 179)
+    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+class AnnotatedVideo:
+    """Boxes, ids and short trails drawn with OpenCV, written as mp4."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], trail: int = 20):
+        self.path = Path(path)
+        self.tmp = _part(self.path)
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise RuntimeError(f"cannot write video {self.tmp}")
+        self.trails: dict[int, deque] = defaultdict(lambda: deque(maxlen=trail))
+        self.seen: set[int] = set()
+
+    def write(self, frame_index: int, frame: np.ndarray, tracks: list[dict]) -> None:
+        img = frame.copy()
+        alive = set()
+        for t in tracks:
+            x1, y1, x2, y2 = (int(v) for v in t["box"])
+            c = color_of(t["id"])
+            alive.add(t["id"])
+            self.trails[t["id"]].append(((x1 + x2) // 2, y2))
+            pts = np.array(self.trails[t["id"]], np.int32)
+            if len(pts) > 1:
+                cv2.polylines(img, [pts], False, c, 2)
+            cv2.rectangle(img, (x1, y1), (x2, y2), c, 2)
+            label = str(t["id"])
+            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+            cv2.rectangle(img, (x1, y1 - th - 6), (x1 + tw + 4, y1), c, -1)
+            cv2.putText(img, label, (x1 + 2, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+        for gone in [k for k in self.trails if k not in alive]:
+            del self.trails[gone]  # bounded memory: only live tracks keep trails
+        cv2.putText(img, f"frame {frame_index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 2, cv2.LINE_AA)
+        self.writer.write(img)
+
+    def close(self) -> None:
+        self.writer.release()
+        os.replace(self.tmp, self.path)

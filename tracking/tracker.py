@@ -1,0 +1,217 @@
+"""Single-camera tracker: Kalman motion + re-ID appearance, Hungarian assignment.
+
+Per frame (ByteTrack's two stages, with appearance in the first):
+1. predict every track;
+2. confident detections vs confirmed and lost tracks: cost mixes IoU and the cosine distance
+   to the track's appearance memory, gated by Mahalanobis distance and by appearance;
+3. remaining tracks seen last frame vs low-score detections, by IoU alone;
+4. tentative tracks vs remaining confident detections, by IoU;
+5. unmatched confident detections start tentative tracks; tracks lost for longer than
+   ``max_lost`` frames are dropped, earlier ones can be re-activated in step 2.
+
+Appearance memory is a bounded set of embeddings from clean, confident detections: the
+distance is to the closest of them, so one bad crop never drags the identity away.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracking.association import assign, iou_matrix
+from tracking.motion import CHI2_95_4DOF, BoxKalman
+
+TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
+
+
+@dataclass
+class TrackerConfig:
+    high_score: float = 0.5       # detections above go to the first association
+    low_score: float = 0.1        # detections between low and high go to the second
+    new_track_score: float = 0.6  # a track starts only from a detection this confident
+    min_hits: int = 2             # frames before a tentative track is confirmed
+    max_lost: int = 60            # frames a lost track can be re-activated
+    match_cost: float = 0.75      # first association: highest acceptable mixed cost
+    iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
+    max_appearance: float = 0.5   # cosine distance above which appearance gives no support
+    reactivate_appearance: float = 0.3  # a lost track may jump its motion gate below this
+    low_iou: float = 0.5          # second and third associations: minimum IoU
+    memory: int = 30              # embeddings kept per track
+    memory_score: float = 0.6     # only detections at least this confident are memorised
+    memory_overlap: float = 0.3   # nor those overlapping another detection by more IoU
+    selective_reid: bool = True   # embed only crops whose match is not obvious
+    refresh: int = 10             # frames after which an obvious track is re-embedded anyway
+
+
+@dataclass
+class Track:
+    track_id: int
+    kalman: BoxKalman
+    score: float
+    frame: int
+    state: str = TENTATIVE
+    hits: int = 1
+    last_seen: int = 0
+    last_embedded: int = -(10 ** 9)
+    memory: deque = field(default_factory=deque)
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.kalman.box
+
+    def appearance_distance(self, feats: np.ndarray) -> np.ndarray:
+        """Cosine distance of each feature to the closest memorised embedding (1 if none)."""
+        if not self.memory:
+            return np.ones(len(feats))
+        return (1 - feats @ np.stack(self.memory).T).min(1)
+
+
+Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> N x D unit rows
+
+
+class Tracker:
+    def __init__(self, config: TrackerConfig | None = None, embedder: Embedder | None = None):
+        self.cfg = config or TrackerConfig()
+        self.embedder = embedder
+        self.tracks: list[Track] = []
+        self.frame = 0
+        self._next_id = 1
+        self.crops_embedded = 0
+
+    # ---- appearance -------------------------------------------------------------------
+    def _embed(self, image: np.ndarray | None, dets: np.ndarray,
+               active: list[Track]) -> np.ndarray | None:
+        """Embeddings of the confident detections (rows of NaN where skipped), or None."""
+        if self.embedder is None or image is None or len(dets) == 0:
+            return None
+        need = np.ones(len(dets), bool)
+        if self.cfg.selective_reid and active:
+            iou = iou_matrix(dets, np.stack([t.box for t in active]))
+            for i in range(len(dets)):
+                j = int(iou[i].argmax())
+                obvious = (iou[i, j] > 0.6 and (iou[i] > 0.3).sum() == 1
+                           and (iou[:, j] > 0.3).sum() == 1
+                           and self.frame - active[j].last_embedded < self.cfg.refresh)
+                need[i] = not obvious
+        feats = np.full((len(dets), 0), np.nan, np.float32)
+        if need.any():
+            got = self.embedder(image, dets[need, :4])
+            feats = np.full((len(dets), got.shape[1]), np.nan, np.float32)
+            feats[need] = got
+            self.crops_embedded += int(need.sum())
+        return feats if feats.shape[1] else None
+
+    def _remember(self, track: Track, det_index: int, dets: np.ndarray,
+                  feats: np.ndarray | None) -> None:
+        if feats is None or np.isnan(feats[det_index, 0]):
+            return
+        track.last_embedded = self.frame
+        others = np.delete(dets, det_index, axis=0)
+        crowded = len(others) and iou_matrix(dets[det_index:det_index + 1],
+                                             others).max() > self.cfg.memory_overlap
+        if dets[det_index, 4] >= self.cfg.memory_score and not crowded:
+            track.memory.append(feats[det_index])
+            while len(track.memory) > self.cfg.memory:
+                track.memory.popleft()
+
+    # ---- association ------------------------------------------------------------------
+    def _mixed_cost(self, tracks: list[Track], dets: np.ndarray,
+                    feats: np.ndarray | None) -> np.ndarray:
+        """Rows: tracks, columns: detections. Appearance-similar pairs cost a mix of IoU and
+        cosine distance; others may match on strong overlap alone; the Kalman gate forbids
+        jumps, except for a lost track whose appearance is a near-certain match."""
+        cfg = self.cfg
+        cost = 1 - iou_matrix(np.stack([t.box for t in tracks]), dets)
+        known = (~np.isnan(feats[:, 0]) if feats is not None
+                 else np.zeros(len(dets), bool))
+        for r, t in enumerate(tracks):
+            iou_d = cost[r].copy()
+            motion_only = np.where(iou_d <= 1 - cfg.low_iou, iou_d, np.inf)
+            gate = t.kalman.mahalanobis2(dets[:, :4]) > CHI2_95_4DOF
+            if t.memory and known.any():
+                app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
+                similar = known & (app <= cfg.max_appearance)
+                row = np.where(similar, cfg.iou_weight * iou_d + (1 - cfg.iou_weight) * app,
+                               motion_only)
+                rescue = known & (app <= cfg.reactivate_appearance) & (t.state == LOST)
+                row = np.where(gate & rescue, app, np.where(gate, np.inf, row))
+            else:
+                row = np.where(gate, np.inf, motion_only)
+            cost[r] = row
+        return cost
+
+    def _update_track(self, t: Track, det_index: int, dets: np.ndarray,
+                      feats: np.ndarray | None) -> None:
+        t.kalman.update(dets[det_index, :4])
+        t.score = float(dets[det_index, 4])
+        t.hits += 1
+        t.last_seen = self.frame
+        if t.state == LOST or (t.state == TENTATIVE and t.hits >= self.cfg.min_hits):
+            self._confirm(t)
+        self._remember(t, det_index, dets, feats)
+
+    def _confirm(self, t: Track) -> None:
+        """Ids are handed out on confirmation, so short-lived false starts use none."""
+        t.state = CONFIRMED
+        if t.track_id == 0:
+            t.track_id = self._next_id
+            self._next_id += 1
+
+    def update(self, dets: np.ndarray, image: np.ndarray | None = None) -> list[Track]:
+        """Advance one frame with detections (N x 5: x1, y1, x2, y2, score); return the
+        confirmed tracks seen in this frame."""
+        self.frame += 1
+        cfg = self.cfg
+        dets = np.asarray(dets, np.float32).reshape(-1, 5)
+        for t in self.tracks:
+            t.kalman.predict()
+        high = dets[dets[:, 4] >= cfg.high_score]
+        low = dets[(dets[:, 4] >= cfg.low_score) & (dets[:, 4] < cfg.high_score)]
+
+        pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
+        feats = self._embed(image, high, [t for t in pool if t.state == CONFIRMED])
+        matches, um_tracks, um_dets = (assign(self._mixed_cost(pool, high, feats),
+                                              cfg.match_cost) if pool
+                                       else ([], [], list(range(len(high)))))
+        for r, c in matches:
+            self._update_track(pool[r], c, high, feats)
+
+        # second stage: tracks seen last frame vs low-score boxes, IoU only
+        recent = [pool[r] for r in um_tracks if pool[r].last_seen == self.frame - 1]
+        if recent and len(low):
+            m2, _, _ = assign(1 - iou_matrix(np.stack([t.box for t in recent]), low),
+                              1 - cfg.low_iou)
+            for r, c in m2:
+                self._update_track(recent[r], c, low, None)
+
+        # third stage: tentative tracks vs the confident boxes left over
+        tentative = [t for t in self.tracks if t.state == TENTATIVE]
+        rest = high[um_dets]
+        rest_feats = feats[um_dets] if feats is not None else None
+        m3, um_tent, um_rest = (assign(1 - iou_matrix(np.stack([t.box for t in tentative]),
+                                                      rest), 1 - cfg.low_iou)
+                                if tentative else ([], [], list(range(len(rest)))))
+        for r, c in m3:
+            self._update_track(tentative[r], c, rest, rest_feats)
+        dead = {id(tentative[r]) for r in um_tent}
+
+        for t in self.tracks:
+            if t.state == CONFIRMED and t.last_seen < self.frame:
+                t.state = LOST
+                t.kalman.mark_still()
+        self.tracks = [t for t in self.tracks if id(t) not in dead
+                       and self.frame - t.last_seen <= cfg.max_lost]
+
+        for c in um_rest:
+            if rest[c, 4] < cfg.new_track_score:
+                continue
+            t = Track(0, BoxKalman(rest[c, :4]), float(rest[c, 4]), self.frame,
+                      last_seen=self.frame)
+            if self.frame == 1 or cfg.min_hits <= 1:
+                self._confirm(t)
+            self._remember(t, c, rest, rest_feats)
+            self.tracks.append(t)
+        return [t for t in self.tracks if t.state == CONFIRMED and t.last_seen == self.frame]
