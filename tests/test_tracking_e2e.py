@@ -66,8 +66,11 @@ def test_ground_truth_scores_perfectly(tmp_path):
     assert s["IDF1"] == pytest.approx(100) and s["IDsw"] == 0
 
 
-def test_trackeval_agrees_with_motmetrics(tud_campus_run):
+def test_trackeval_agrees_with_motmetrics(tud_campus_run, monkeypatch):
     """Cross-check MOTA and IDF1 of TrackEval against py-motmetrics on our real output."""
+    # motmetrics 1.4.0 (the latest release) still calls np.asfarray, gone in NumPy 2
+    monkeypatch.setattr(np, "asfarray", lambda a, dtype=float: np.asarray(a, dtype=dtype),
+                        raising=False)
     import motmetrics as mm
 
     out, _ = tud_campus_run

@@ -7,6 +7,7 @@ needs ``GT/<SEQ>/seqinfo.ini`` (for its length). Values are percentages.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import shutil
 import tempfile
@@ -59,13 +60,11 @@ def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[st
             "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
             "PLOT_CURVES": False, "OUTPUT_EMPTY_CLASSES": False, "DISPLAY_LESS_PROGRESS": True,
         })
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(),
-                   trackeval.metrics.Identity()]
-        with open(os.devnull, "w") as devnull:
-            import contextlib
-
-            with contextlib.redirect_stdout(devnull):
-                res, _ = evaluator.evaluate([dataset], metrics)
+        quiet = {"PRINT_CONFIG": False}
+        metrics = [trackeval.metrics.HOTA(quiet), trackeval.metrics.CLEAR(quiet),
+                   trackeval.metrics.Identity(quiet)]
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            res, _ = evaluator.evaluate([dataset], metrics)
     per_seq = res["MotChallenge2DBox"]["mcreid"]
     out = {}
     for seq, r in per_seq.items():
