@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracking.association import assign, iou_matrix
-from tracking.motion import CHI2_95_4DOF, BoxKalman
+from tracking.motion import CHI2_99_2DOF, BoxKalman
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
 
@@ -33,12 +33,15 @@ class TrackerConfig:
     low_score: float = 0.1        # detections between low and high go to the second
     new_track_score: float = 0.6  # a track starts only from a detection this confident
     min_hits: int = 2             # frames before a tentative track is confirmed
+    gate: float = CHI2_99_2DOF    # squared Mahalanobis distance beyond which motion forbids
     max_lost: int = 60            # frames a lost track can be re-activated
     match_cost: float = 0.75      # first association: highest acceptable mixed cost
     iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
     max_appearance: float = 0.5   # cosine distance above which appearance gives no support
     reactivate_appearance: float = 0.3  # a lost track may jump its motion gate below this
-    low_iou: float = 0.5          # second and third associations: minimum IoU
+    motion_iou: float = 0.2       # first association without appearance support: minimum IoU
+    low_iou: float = 0.5          # second association (low-score boxes): minimum IoU
+    tentative_iou: float = 0.3    # third association (tentative tracks): minimum IoU
     memory: int = 30              # embeddings kept per track
     memory_score: float = 0.6     # only detections at least this confident are memorised
     memory_overlap: float = 0.3   # nor those overlapping another detection by more IoU
@@ -129,8 +132,8 @@ class Tracker:
                  else np.zeros(len(dets), bool))
         for r, t in enumerate(tracks):
             iou_d = cost[r].copy()
-            motion_only = np.where(iou_d <= 1 - cfg.low_iou, iou_d, np.inf)
-            gate = t.kalman.mahalanobis2(dets[:, :4]) > CHI2_95_4DOF
+            motion_only = np.where(iou_d <= 1 - cfg.motion_iou, iou_d, np.inf)
+            gate = t.kalman.mahalanobis2(dets[:, :4]) > cfg.gate
             if t.memory and known.any():
                 app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
                 similar = known & (app <= cfg.max_appearance)
@@ -192,7 +195,7 @@ class Tracker:
         rest = high[um_dets]
         rest_feats = feats[um_dets] if feats is not None else None
         m3, um_tent, um_rest = (assign(1 - iou_matrix(np.stack([t.box for t in tentative]),
-                                                      rest), 1 - cfg.low_iou)
+                                                      rest), 1 - cfg.tentative_iou)
                                 if tentative else ([], [], list(range(len(rest)))))
         for r, c in m3:
             self._update_track(tentative[r], c, rest, rest_feats)
