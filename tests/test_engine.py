@@ -98,3 +98,12 @@ def test_feature_extractor_on_real_crops(market):
     assert extractor([]).shape == (0, extractor.dim)
     with pytest.raises(ValueError, match="non-empty"):
         extractor([cv2.imread(paths[0])[:0]])
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX export needs the onnx extra")
+    from reid.onnx_export import export_onnx
+
+    diff = export_onnx(SHIPPED_WEIGHTS, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx").stat().st_size > 100_000
+    assert diff < 1e-4

@@ -49,7 +49,16 @@ def tracker_config(cfg: dict):
     unknown = set(cfg.get("tracker", {})) - known
     if unknown:
         raise UsageError(f"unknown tracker setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    return TrackerConfig(**cfg.get("tracker", {}))
+    defaults = TrackerConfig()
+    values = {}
+    for key, value in cfg.get("tracker", {}).items():
+        kind = type(getattr(defaults, key))
+        try:  # YAML reads 1e9 as a string and 1 as an int: coerce to the field's type
+            values[key] = (value if kind is bool and isinstance(value, bool)
+                           else kind(float(value)) if kind in (int, float) else kind(value))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"tracker.{key}={value!r} is not a {kind.__name__}") from e
+    return TrackerConfig(**values)
 
 
 def cmd_run(args) -> int:

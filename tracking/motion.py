@@ -34,8 +34,11 @@ class BoxKalman:
         self.kf = kf
 
     def _scale(self) -> np.ndarray:
+        """Noise scale per coordinate. The height, not the width, scales the centre: a
+        pedestrian box is narrow, and width-scaled noise made the motion gate a few pixels
+        wide on small, far people."""
         w, h = max(self.kf.x[2, 0], 1.0), max(self.kf.x[3, 0], 1.0)
-        return np.array([w, h, w, h])
+        return np.array([h, h, w, h])
 
     def predict(self) -> None:
         s = self._scale()
