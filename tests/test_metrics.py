@@ -45,3 +45,26 @@ def test_no_valid_query_is_an_error():
     with pytest.raises(ValueError, match="no query"):
         evaluate_rank(np.zeros((1, 2)), np.array([5]), np.array([1, 2]), np.array([0]),
                       np.array([0, 0]))
+
+
+def test_rerank_on_real_features_improves_map(market):
+    import torch
+
+    from reid.inference import FeatureExtractor
+    from reid.metrics import compute_distance_matrix, re_ranking
+
+    pids = sorted({r.pid for r in market.query})[:30]
+    query = [next(r for r in market.query if r.pid == p) for p in pids]
+    gallery = [r for r in market.gallery if r.pid in set(pids)]
+    gallery += [r for r in market.gallery if r.pid not in set(pids)][:300]
+    ext = FeatureExtractor(device="cpu", batch_size=32)
+    qf, gf = ext([r.path for r in query]), ext([r.path for r in gallery])
+    labels = [np.array([r.pid for r in rs]) for rs in (query, gallery)]
+    cams = [np.array([r.camid for r in rs]) for rs in (query, gallery)]
+    plain = evaluate_rank(compute_distance_matrix(qf, gf), labels[0], labels[1], cams[0],
+                          cams[1])
+    reranked_dist = re_ranking(torch.as_tensor(qf), torch.as_tensor(gf))
+    assert reranked_dist.shape == (len(query), len(gallery))
+    assert np.isfinite(reranked_dist).all()
+    reranked = evaluate_rank(reranked_dist, labels[0], labels[1], cams[0], cams[1])
+    assert reranked["mAP"] > plain["mAP"]
