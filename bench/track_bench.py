@@ -137,7 +137,7 @@ def main() -> int:
 
     torch.set_num_threads(os.cpu_count() or 2)
     from reid.inference import FeatureExtractor
-    from tracking.cli import load_tracking_config, tracker_config
+    from tracking.config import load_tracking_config, tracker_config
     from tracking.detector import Detector
     from tracking.pipeline import crop_embedder
 

@@ -9,56 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-import yaml
+from tracking.config import UsageError, load_tracking_config, tracker_config
 
 log = logging.getLogger("track")
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tracking" / "default.yaml"
-
-
-class UsageError(ValueError):
-    pass
-
-
-def load_tracking_config(path: str | None, overrides: list[str]) -> dict:
-    from reid.engine.config import _expand, parse_override
-
-    path = Path(path) if path else DEFAULT_CONFIG
-    if not path.is_file():
-        raise UsageError(f"config file {path} not found; see configs/tracking/")
-    with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
-    for text in overrides:
-        for section, values in parse_override(text).items():
-            if section not in cfg or not isinstance(values, dict):
-                raise UsageError(f"unknown config key {text.split('=')[0]!r}")
-            for key in values:
-                if key not in cfg[section]:
-                    raise UsageError(f"unknown config key {section}.{key}; known: "
-                                     f"{', '.join(cfg[section])}")
-            cfg[section].update(values)
-    return _expand(cfg)
-
-
-def tracker_config(cfg: dict):
-    from tracking.tracker import TrackerConfig
-
-    known = {f.name for f in fields(TrackerConfig)}
-    unknown = set(cfg.get("tracker", {})) - known
-    if unknown:
-        raise UsageError(f"unknown tracker setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    defaults = TrackerConfig()
-    values = {}
-    for key, value in cfg.get("tracker", {}).items():
-        kind = type(getattr(defaults, key))
-        try:  # YAML reads 1e9 as a string and 1 as an int: coerce to the field's type
-            values[key] = (value if kind is bool and isinstance(value, bool)
-                           else kind(float(value)) if kind in (int, float) else kind(value))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"tracker.{key}={value!r} is not a {kind.__name__}") from e
-    return TrackerConfig(**values)
 
 
 def cmd_run(args) -> int:
@@ -94,7 +49,7 @@ def cmd_eval(args) -> int:
     for seq, s in scores.items():
         print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
     if args.json:
-        from reid.cli import write_json_atomic
+        from tracking.sinks import write_json_atomic
 
         write_json_atomic(args.json, scores)
     return 0
@@ -122,14 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from reid.engine.checkpoint import CheckpointError
-    from reid.engine.config import ConfigError
     from tracking.detector import DetectorError
     from tracking.evaluation import EvalError
     from tracking.sources import SourceError
 
     try:
         return {"run": cmd_run, "eval": cmd_eval}[args.mode](args)
-    except (UsageError, ConfigError, CheckpointError, DetectorError, EvalError, SourceError,
+    except (UsageError, CheckpointError, DetectorError, EvalError, SourceError,
             FileNotFoundError) as e:
         if args.verbose:
             raise

@@ -11,6 +11,14 @@ import cv2
 import numpy as np
 
 
+def write_json_atomic(path: str | Path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _part(path)
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
 def _part(path: Path) -> Path:
     return path.with_name(f".{path.stem}.part{path.suffix}")
 
