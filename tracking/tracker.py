@@ -36,7 +36,7 @@ class TrackerConfig:
     # Squared Mahalanobis distance of the box centre beyond which motion forbids a match.
     # Off by default: on PETS09 / TUD every finite gate we tried (9.2, 100) lost to none.
     gate: float = float("inf")
-    max_lost: int = 60            # frames a lost track can be re-activated
+    max_lost: int = 20            # frames a lost track can be re-activated (see BENCHMARKS)
     match_cost: float = 0.75      # first association: highest acceptable mixed cost
     iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
     max_appearance: float = 0.5   # cosine distance above which appearance gives no support
