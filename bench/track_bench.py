@@ -104,6 +104,26 @@ def run_ultralytics(kind: str, frames, dets, feats) -> tuple[list, float]:
     return rows, time.perf_counter() - start
 
 
+BOXMOT = {"boxmot-strongsort": "StrongSort", "boxmot-botsort": "BotSort",
+          "boxmot-bytetrack": "ByteTrack", "boxmot-boosttrack": "BoostTrack"}
+
+
+def run_boxmot(name: str, frames, dets, reid_weights: Path) -> tuple[list, float]:
+    """BoxMOT's trackers with their defaults; those with re-ID embed inside ``update``."""
+    import boxmot
+
+    cls = getattr(boxmot, BOXMOT[name])
+    kwargs = {} if name == "boxmot-bytetrack" else {"reid_weights": reid_weights,
+                                                    "device": "cpu", "half": False}
+    tracker = cls(**kwargs)
+    rows, start = [], time.perf_counter()
+    for i, (frame, d) in enumerate(zip(frames, dets), start=1):
+        d6 = np.c_[d[:, :5], np.zeros(len(d))].astype(np.float32)
+        for x1, y1, x2, y2, tid, score, *_ in np.asarray(tracker.update(d6, frame)):
+            rows.append((i, int(tid) + 1, x1, y1, x2, y2, score))  # ids may start at 0
+    return rows, time.perf_counter() - start
+
+
 def run_ours(frames, dets, extractor, config) -> tuple[list, float, int]:
     from tracking.pipeline import crop_embedder
     from tracking.tracker import Tracker
@@ -133,6 +153,13 @@ def main() -> int:
                              "ultralytics-botsort-reid"])
     ap.add_argument("overrides", nargs="*", help="our tracker's settings, e.g. tracker.max_lost=90")
     args = ap.parse_args()
+    try:  # BoxMOT is an optional, benchmark-only extra: bash bench/install_boxmot.sh
+        import boxmot  # noqa: F401
+
+        if args.trackers == ap.get_default("trackers"):
+            args.trackers += list(BOXMOT)
+    except ImportError:
+        print("BoxMOT not installed (bash bench/install_boxmot.sh): its trackers are skipped")
     import torch
 
     torch.set_num_threads(os.cpu_count() or 2)
@@ -177,6 +204,15 @@ def main() -> int:
                 rows, t_track, crops = run_ours(frames, dets,
                                                 None if name == "mcreid-noreid"
                                                 else ours_extractor, cfg)
+            elif name in BOXMOT:
+                # BoxMOT picks the architecture from a .pt file name: link the shared file
+                link = cache / "osnet_x0_25_msmt17.pt"
+                if not link.exists():
+                    link.symlink_to(Path(shared_dir()).resolve() / "weights" / "reid"
+                                    / "osnet_x0_25_msmt17.pth")
+                rows, t_track = run_boxmot(name, frames, dets, link)
+                crops = 0 if name in ("boxmot-bytetrack", "boxmot-boosttrack") \
+                    else sum(len(d) for d in dets)
             else:
                 kind = "botsort" if "botsort" in name else "bytetrack"
                 feats = msmt_feats if kind == "botsort" else None
