@@ -64,6 +64,34 @@ def main() -> int:
             r = rate(fn, crops, batch, args.seconds)
             results["crops_per_s"][f"{name}, batch {batch}"] = round(r, 1)
             print(f"{name:30s} batch {batch:3d}: {r:7.1f} crops/s", flush=True)
+    try:  # the ONNX export run by onnxruntime, same crops and preprocessing
+        import tempfile
+
+        import numpy as np
+        import onnxruntime as ort
+
+        from reid.data.transforms import normalize
+        from reid.inference import default_weights
+        from reid.onnx_export import export_onnx
+
+        path = Path(tempfile.mkdtemp()) / "model.onnx"
+        results["onnx_max_abs_diff"] = export_onnx(default_weights(), path)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        h, w = ours.size
+
+        def onnx_fn(batch):
+            arr = np.stack([cv2.resize(c, (w, h))[:, :, ::-1] for c in batch])
+            x = normalize(torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2),
+                          (h, w), ours.meta["mean"], ours.meta["std"])
+            return session.run(None, {"images": x.numpy()})[0]
+
+        for batch in (1, 32):
+            r = rate(onnx_fn, crops, batch, args.seconds)
+            results["crops_per_s"][f"mcreid ONNX (onnxruntime), batch {batch}"] = round(r, 1)
+            print(f"{'mcreid ONNX (onnxruntime)':30s} batch {batch:3d}: {r:7.1f} crops/s",
+                  flush=True)
+    except ImportError:
+        print("onnxruntime not installed: ONNX rows skipped (pip install -e '.[onnx]')")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
