@@ -116,3 +116,21 @@ def test_truncated_video_keeps_what_decodes(tmp_path):
         assert (tmp_path / "o" / "cut.txt").is_file()
     else:
         assert p.returncode == 2 and "Traceback" not in p.stderr
+
+
+def test_openvino_int8_detector_finds_people():
+    pytest.importorskip("openvino", reason="the OpenVINO detector needs the openvino extra")
+    import cv2
+
+    from tracking.detector import Detector
+
+    folder = need_shared("weights", "detector", "yolo11n_int8_openvino_model")
+    video = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")
+    ok, frame = cv2.VideoCapture(str(video)).read()
+    assert ok
+    det = Detector(folder, conf=0.3, batch=4)
+    assert det.batch == 1
+    boxes = det([frame, frame])
+    assert len(boxes) == 2 and len(boxes[0]) >= 3  # TUD-Campus opens on several people
+    assert np.allclose(boxes[0], boxes[1])
+    assert (boxes[0][:, 4] >= 0.3).all()

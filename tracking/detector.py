@@ -42,6 +42,19 @@ class Detector:
             raise DetectorError(f"cannot load detector weights {weights}: {e}") from e
         self.imgsz, self.conf, self.iou, self.batch = imgsz, conf, iou, batch
         self.device = "cpu" if is_openvino else device
+        if is_openvino:  # the shipped export has a static batch of 1 and a fixed input size
+            self.batch = 1
+            self.imgsz = self._export_imgsz(weights) or imgsz
+
+    @staticmethod
+    def _export_imgsz(folder: Path) -> int | None:
+        import yaml
+
+        meta = folder / "metadata.yaml"
+        if not meta.is_file():
+            return None
+        size = (yaml.safe_load(meta.read_text()) or {}).get("imgsz")
+        return int(max(size)) if isinstance(size, list) else None
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         out = []
