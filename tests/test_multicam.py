@@ -79,3 +79,30 @@ def test_scores_by_hand():
     assert s["pair_precision"] == pytest.approx(50.0)
     # true pairs: (1:3) + (2:1) = 4, kept together: 2
     assert s["pair_recall"] == pytest.approx(50.0)
+
+
+def test_two_real_cameras_end_to_end(tmp_path):
+    import json
+    import subprocess
+
+    from tests.conftest import need_shared
+
+    c0 = need_shared("data", "video", "EPFL-terrace1", "terrace1-c0.mp4")
+    c1 = need_shared("data", "video", "EPFL-terrace1", "terrace1-c1.mp4")
+    need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
+    cmd = [sys.executable, "-m", "tracking.cli", "run", "--camera", f"c0={c0}", "--camera",
+           f"c1={c1}", "--output", str(tmp_path), "--max-frames", "150", "--no-video",
+           "--overlapping-views"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    identities = json.loads((tmp_path / "identities.json").read_text())
+    assert identities and {r["camera"] for r in identities} <= {"c0", "c1"}
+    known = {r["global_id"] for r in identities}
+    for cam in ("c0", "c1"):
+        rows = np.loadtxt(tmp_path / f"{cam}.txt", delimiter=",", ndmin=2)
+        assert set(rows[:, 1].astype(int)) <= known if len(rows) else True
+    assert (tmp_path / "identities.csv").read_text().startswith("global_id,camera,local_id")
+    dup = subprocess.run([sys.executable, "-m", "tracking.cli", "run", "--camera", f"a={c0}",
+                          "--camera", f"a={c1}", "--output", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert dup.returncode == 2 and "given twice" in dup.stderr

@@ -28,6 +28,10 @@ def cmd_run(args) -> int:
     extractor = None
     if cfg["reid"]["enabled"]:
         extractor = FeatureExtractor(cfg["reid"]["weights"], device=cfg["reid"]["device"])
+    if args.camera:
+        return run_cameras(args, cfg, detector, extractor)
+    if not args.source:
+        raise UsageError("give --source VIDEO (one camera per file) or --camera NAME=VIDEO")
     for source in args.source:
         stats = track_video(source, args.output, detector, extractor, tracker_config(cfg),
                             video=not args.no_video, batch=d["batch"],
@@ -38,6 +42,32 @@ def cmd_run(args) -> int:
               f"{stats.fps:.1f} FPS end to end (time: {share}); {stats.crops_embedded} crops "
               f"embedded; {stats.bad_frames} undecodable frames skipped")
     print(f"outputs: {args.output}")
+    return 0
+
+
+def run_cameras(args, cfg, detector, extractor) -> int:
+    from tracking.multicam import IdentityConfig
+    from tracking.multicam_pipeline import track_cameras
+
+    if extractor is None:
+        raise UsageError("several cameras need re-ID: leave reid.enabled on")
+    cameras = {}
+    for item in args.camera:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--camera {item!r} must look like NAME=VIDEO")
+        if name in cameras:
+            raise UsageError(f"camera name {name!r} is given twice")
+        cameras[name] = path
+    names = list(cameras)
+    overlapping = ({frozenset((a, b)) for a in names for b in names if a != b}
+                   if args.overlapping_views else set())
+    stats = track_cameras(cameras, args.output, detector, extractor, tracker_config(cfg),
+                          IdentityConfig(overlapping=overlapping), video=not args.no_video,
+                          max_frames=args.max_frames)
+    print(f"{len(cameras)} cameras, {stats['steps']} frames each: {stats['identities']} people, "
+          f"{stats['seen_in_several_cameras']} seen in several cameras")
+    print(f"outputs: {args.output} (<camera>.txt/.mp4 with global ids, identities.json/.csv)")
     return 0
 
 
@@ -61,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="mode", required=True)
     p = sub.add_parser("run", help="track people in video files")
-    p.add_argument("--source", nargs="+", required=True, help="video file(s)")
+    p.add_argument("--source", nargs="+", help="video file(s), each tracked on its own")
+    p.add_argument("--camera", action="append", metavar="NAME=VIDEO",
+                   help="several cameras in one run with global identities (repeat)")
+    p.add_argument("--overlapping-views", action="store_true",
+                   help="the cameras see the same area: one person may be in several at once")
     p.add_argument("--output", required=True, help="folder for <stem>.txt/.jsonl/.mp4")
     p.add_argument("--config", default=None, help="YAML (default configs/tracking/default.yaml)")
     p.add_argument("--detector", default=None, help="YOLO weights (overrides the config)")
