@@ -36,8 +36,12 @@ def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detect
                   extractor, tracker_config: TrackerConfig | None = None,
                   identity_config: IdentityConfig | None = None,
                   offsets: dict[str, float] | None = None, video: bool = True,
-                  max_frames: int | None = None) -> dict:
-    """Writes <camera>.txt (MOT, global ids), <camera>.mp4, identities.json and .csv."""
+                  max_frames: int | None = None, min_embeddings: int = 5) -> dict:
+    """Writes <camera>.txt (MOT, global ids), <camera>.mp4, identities.json and .csv.
+
+    A local track gets its global identity once it has ``min_embeddings`` clean crops in
+    memory (a one-crop tracklet embedding is too noisy to match across cameras); until then
+    it is not written."""
     if len(set(cameras)) != len(cameras):
         raise SourceError("camera names must be unique")
     out = Path(output_dir)
@@ -49,6 +53,7 @@ def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detect
     manager = GlobalIdentities(identity_config)
     tracklets: dict[tuple[str, int], Tracklet] = {}
     global_of: dict[tuple[str, int], int] = {}
+    firsts: dict[tuple[str, int], float] = {}  # first time each local track was seen
     mots = {name: MotWriter(out / f"{name}.txt") for name in cameras}
     vids = {name: AnnotatedVideo(out / f"{name}.mp4", s.fps, (s.width, s.height))
             for name, s in sources.items()} if video else {}
@@ -83,10 +88,13 @@ def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detect
                     tracklets[key].frames += 1
                     if t.memory:
                         tracklets[key].embedding = quality_weighted_mean(np.stack(t.memory))
-                elif t.memory:
-                    tracklets[key] = Tracklet(name, t.track_id, now, now,
+                elif len(t.memory) >= min_embeddings:
+                    first = firsts.setdefault(key, now)
+                    tracklets[key] = Tracklet(name, t.track_id, first, now,
                                               quality_weighted_mean(np.stack(t.memory)))
                     new.append(key)
+                else:
+                    firsts.setdefault(key, now)
         for key, gid in zip(new, manager.assign([tracklets[k] for k in new])):
             global_of[key] = gid
         for name in names:
