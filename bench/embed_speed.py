@@ -10,7 +10,6 @@ Both extractors take the same BGR crops (numpy) and return embeddings at 256 x 1
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,9 +17,7 @@ from pathlib import Path
 
 import cv2
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import write_results
 
 
 def rate(fn, crops, batch: int, seconds: float) -> float:
@@ -92,9 +89,7 @@ def main() -> int:
                   flush=True)
     except ImportError:
         print("onnxruntime not installed: ONNX rows skipped (pip install -e '.[onnx]')")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

@@ -13,16 +13,13 @@ threshold; Market has no separate validation split, so the sweep is shown whole.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import write_results
 
 _SEQ = re.compile(r"_c(\d)s(\d)_")
 
@@ -89,9 +86,7 @@ def main() -> int:
         print(f"threshold {thr}: IDF1 {s['IDF1']:.1f}, pair precision {s['pair_precision']:.1f}, "
               f"pair recall {s['pair_recall']:.1f}, {s['predicted_ids']} predicted ids for "
               f"{s['true_ids']} people", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

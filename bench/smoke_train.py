@@ -12,10 +12,8 @@ import argparse
 import json
 import sys
 import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_results
 
 
 def main() -> int:
@@ -43,9 +41,7 @@ def main() -> int:
         "train_images_per_s": sum(h["images_per_s"] for h in hist) / len(hist),
     }
     print(json.dumps(result, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_results(args.out, result)
     return 0 if after["mAP"] > before["mAP"] and result["loss_last_epoch"] < \
         result["loss_first_epoch"] else 1
 

@@ -13,7 +13,6 @@ FPS: "tracker" counts association (+ re-ID for trackers that embed inside the lo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import sys
@@ -24,29 +23,15 @@ from types import SimpleNamespace
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from common import read_frames, write_results  # noqa: E402  (also puts the repo on sys.path)
 
 from reid.engine.config import shared_dir  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
 
 SEQUENCES = {"PETS09-S2L1": "PETS09-S2L1.avi", "TUD-Campus": "TUD-Campus.mp4",
              "TUD-Stadtmitte": "TUD-Stadtmitte.mp4"}
-
-
-def load_frames(path: Path) -> tuple[list[np.ndarray], float]:
-    import cv2
-
-    start = time.perf_counter()
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    return frames, time.perf_counter() - start
 
 
 def msmt17_weights(cache: Path) -> Path:
@@ -179,7 +164,7 @@ def main() -> int:
     timing: dict = {}
     preds = {name: Path(tempfile.mkdtemp(prefix=f"{name}-")) for name in args.trackers}
     for seq in args.sequences:
-        frames, t_decode = load_frames(video_root / seq / SEQUENCES[seq])
+        frames, t_decode = read_frames(video_root / seq / SEQUENCES[seq])
         cached = cache / f"{seq}_detections.pkl"
         if cached.is_file():  # detection and peer embeddings are the same for every tracker
             dets, msmt_feats, t_detect, t_msmt = pickle.loads(cached.read_bytes())
@@ -242,11 +227,7 @@ def main() -> int:
             ef = s.get("end_to_end_fps")
             print(f"| {name} | {s['HOTA']:.1f} | {s['MOTA']:.1f} | {s['IDF1']:.1f} | {s['IDsw']} | "
                   f"{tf if tf is None else f'{tf:.1f}'} | {ef if ef is None else f'{ef:.1f}'} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)
+    write_results(args.out, results)
     return 0
 
 

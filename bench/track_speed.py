@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, read_frames, write_results
 
 CHILD = """
 import json, resource, sys
@@ -51,13 +50,7 @@ def run(video: Path, out: Path, max_frames: int = 0) -> dict:
 def looped(video: Path, times: int, dst: Path) -> Path:
     import cv2
 
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
+    frames, _ = read_frames(video)
     h, w = frames[0].shape[:2]
     out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), 25, (w, h))
     for _ in range(times):
@@ -88,9 +81,7 @@ def main() -> int:
             r = run(looped(campus, times, tmp / f"campus_x{times}.mp4"), tmp / "o")
             results[f"TUD-Campus looped x{times}"] = r
             print(f"TUD-Campus x{times}", json.dumps(r), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_results(args.out, results)
     return 0
 
 

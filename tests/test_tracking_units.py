@@ -59,7 +59,7 @@ def test_life_cycle_tentative_confirmed_lost_removed():
     # a tentative track that misses a frame dies without using an id
     tr.update(np.array([[*box(300, 100), 0.9]]))
     tr.update(np.zeros((0, 5)))
-    assert tr.tracks == [] and tr._next_id == 2
+    assert tr.tracks == [] and tr.ids_issued == 1
 
 
 def test_low_score_boxes_keep_a_track_alive():
@@ -108,7 +108,7 @@ def test_reactivation_after_gap_by_appearance(two_people):
     out = tr.update(np.array([[*box(220, 140), 0.9], [*box(500, 100), 0.9]]), frame)
     ids_after = sorted(t.track_id for t in out)
     assert ids_after == sorted(ids_before.values())  # same two identities, no new one
-    assert tr._next_id == 3
+    assert tr.ids_issued == 2
 
 
 def test_max_lost_is_respected(two_people):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,11 @@ from tqdm import tqdm
 from tracking.detector import Detector
 from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, quality_weighted_mean
 from tracking.pipeline import crop_embedder
-from tracking.sinks import AnnotatedVideo, MotWriter, write_json_atomic
+from tracking.sinks import AnnotatedVideo, MotWriter, write_json_atomic, write_text_atomic
 from tracking.sources import SourceError, VideoFile
 from tracking.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detector: Detector,
@@ -86,8 +79,6 @@ def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detect
                 if key in tracklets:
                     tracklets[key].end = now
                     tracklets[key].frames += 1
-                    if t.memory:
-                        tracklets[key].embedding = quality_weighted_mean(np.stack(t.memory))
                 elif len(t.memory) >= min_embeddings:
                     first = firsts.setdefault(key, now)
                     tracklets[key] = Tracklet(name, t.track_id, first, now,
@@ -120,7 +111,7 @@ def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detect
                             ["global_id", "camera", "local_id", "first_s", "last_s", "frames"])
     writer.writeheader()
     writer.writerows(identities)
-    _write_text_atomic(out / "identities.csv", buf.getvalue())
+    write_text_atomic(out / "identities.csv", buf.getvalue())
     people = {r["global_id"] for r in identities}
     multi = {g for g in people if len({r["camera"] for r in identities
                                         if r["global_id"] == g}) > 1}

@@ -106,5 +106,5 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
             sink.close()
     stats.bad_frames = src.bad_frames
     stats.crops_embedded = tracker.crops_embedded
-    stats.tracks = tracker._next_id - 1
+    stats.tracks = tracker.ids_issued
     return stats

@@ -135,7 +135,8 @@ class Tracker:
         for r, t in enumerate(tracks):
             iou_d = cost[r].copy()
             motion_only = np.where(iou_d <= 1 - cfg.motion_iou, iou_d, np.inf)
-            gate = t.kalman.mahalanobis2(dets[:, :4]) > cfg.gate
+            gate = (t.kalman.mahalanobis2(dets[:, :4]) > cfg.gate if np.isfinite(cfg.gate)
+                    else np.zeros(len(dets), bool))
             if t.memory and known.any():
                 app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
                 similar = known & (app <= cfg.max_appearance)
@@ -157,6 +158,10 @@ class Tracker:
         if t.state == LOST or (t.state == TENTATIVE and t.hits >= self.cfg.min_hits):
             self._confirm(t)
         self._remember(t, det_index, dets, feats)
+
+    @property
+    def ids_issued(self) -> int:
+        return self._next_id - 1
 
     def _confirm(self, t: Track) -> None:
         """Ids are handed out on confirmation, so short-lived false starts use none."""
