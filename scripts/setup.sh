@@ -8,4 +8,19 @@ PY=${PYTHON:-python3}
 # torch first, pinned: an unpinned resolve would pull a different multi-GB build.
 .venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
 .venv/bin/python -m pip install -q -e '.[dev]'
+# Optional: a real RTSP server for the live-stream tests (tests/test_rtsp.py skips without it).
+RTSP_PKGS="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"
+if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing the GStreamer RTSP server for the live-stream tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends $RTSP_PKGS >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        apt-get install -y -q --no-install-recommends $RTSP_PKGS >/dev/null 2>&1; } ||
+      echo "warning: could not install $RTSP_PKGS; the RTSP tests will skip"
+  else
+    echo "note: apt-get install $RTSP_PKGS (as root) to run the RTSP tests"
+  fi
+fi
 echo "mcreid installed in .venv"

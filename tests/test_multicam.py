@@ -85,14 +85,14 @@ def test_two_real_cameras_end_to_end(tmp_path):
     import json
     import subprocess
 
-    from tests.conftest import need_shared
+    from tests.conftest import ROOT, need_shared
 
     c0 = need_shared("data", "video", "EPFL-terrace1", "terrace1-c0.mp4")
     c1 = need_shared("data", "video", "EPFL-terrace1", "terrace1-c1.mp4")
     need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
-    cmd = [sys.executable, "-m", "tracking.cli", "run", "--camera", f"c0={c0}", "--camera",
-           f"c1={c1}", "--output", str(tmp_path), "--max-frames", "150", "--no-video",
-           "--overlapping-views"]
+    site = ROOT / "configs" / "cameras" / "epfl_terrace.yaml"
+    cmd = [sys.executable, "-m", "tracking.cli", "run", "--config", str(site), "--output",
+           str(tmp_path), "--max-frames", "200", "--no-video"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     identities = json.loads((tmp_path / "identities.json").read_text())
@@ -101,7 +101,10 @@ def test_two_real_cameras_end_to_end(tmp_path):
     for cam in ("c0", "c1"):
         rows = np.loadtxt(tmp_path / f"{cam}.txt", delimiter=",", ndmin=2)
         assert set(rows[:, 1].astype(int)) <= known if len(rows) else True
+        assert len((tmp_path / f"{cam}.jsonl").read_text().splitlines()) == 200
     assert (tmp_path / "identities.csv").read_text().startswith("global_id,camera,local_id")
+    sheets = sorted((tmp_path / "sheets").glob("id_*.png"))
+    assert {int(s.stem[3:]) for s in sheets} == known
     dup = subprocess.run([sys.executable, "-m", "tracking.cli", "run", "--camera", f"a={c0}",
                           "--camera", f"a={c1}", "--output", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)

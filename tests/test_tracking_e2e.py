@@ -100,7 +100,8 @@ def test_bad_inputs_fail_cleanly(tmp_path):
     assert p.returncode == 2 and "nope.pt" in p.stderr
     p = run_track("run", "--source", str(weights), "--output", str(tmp_path),
                   "tracker.max_lots=3")
-    assert p.returncode == 2 and "unknown config key" in p.stderr
+    assert p.returncode == 2 and "unknown key tracker.max_lots" in p.stderr
+    assert "did you mean 'max_lost'" in p.stderr
 
 
 def test_truncated_video_keeps_what_decodes(tmp_path):

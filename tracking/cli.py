@@ -1,6 +1,8 @@
 """``track`` command line.
 
     track run --source video.mp4 --output runs/track [--config configs/tracking/default.yaml]
+    track run --config configs/cameras/epfl_terrace.yaml --output runs/terrace
+    track run --camera door=rtsp://10.0.0.5/stream --camera hall=hall.mp4 --output runs/site
     track eval --pred runs/track --gt ../shared/data/video --json scores.json
 """
 
@@ -11,7 +13,14 @@ import logging
 import sys
 from pathlib import Path
 
-from tracking.config import UsageError, load_tracking_config, tracker_config
+from tracking.config import (
+    UsageError,
+    cameras_from,
+    identity_config,
+    load_tracking_config,
+    tracker_config,
+)
+from tracking.multicam import Camera
 
 log = logging.getLogger("track")
 
@@ -20,19 +29,36 @@ def cmd_run(args) -> int:
     from reid.inference import FeatureExtractor
     from tracking.detector import Detector
     from tracking.pipeline import track_video
+    from tracking.sources import is_stream
 
     cfg = load_tracking_config(args.config, args.overrides)
+    cameras = cameras_from(cfg)
+    for item in args.camera or []:
+        name, sep, source = item.partition("=")
+        if not sep or not name or not source:
+            raise UsageError(f"--camera {item!r} must look like NAME=VIDEO_OR_URL")
+        if any(c.name == name for c in cameras):
+            raise UsageError(f"camera name {name!r} is given twice")
+        cameras.append(Camera(name, source))
+    sources = args.source or []
+    if any(is_stream(s) for s in sources):  # live sources always go through the camera runner
+        cameras += [Camera(f"cam{i}", s) for i, s in enumerate(sources)]
+        sources = []
+    if not cameras and not sources:
+        raise UsageError("give --source VIDEO, --camera NAME=VIDEO_OR_URL, or a camera site "
+                         "with --config configs/cameras/SITE.yaml")
+    if cameras and sources:
+        raise UsageError("--source files are tracked one by one; give the other cameras as "
+                         "--camera NAME=VIDEO so that all of them run together")
     d = cfg["detector"]
     detector = Detector(args.detector or d["weights"], imgsz=d["imgsz"], conf=d["conf"],
                         iou=d["iou"], batch=d["batch"], device=args.device)
     extractor = None
     if cfg["reid"]["enabled"]:
         extractor = FeatureExtractor(cfg["reid"]["weights"], device=cfg["reid"]["device"])
-    if args.camera:
-        return run_cameras(args, cfg, detector, extractor)
-    if not args.source:
-        raise UsageError("give --source VIDEO (one camera per file) or --camera NAME=VIDEO")
-    for source in args.source:
+    if cameras:
+        return run_cameras(args, cfg, cameras, detector, extractor)
+    for source in sources:
         stats = track_video(source, args.output, detector, extractor, tracker_config(cfg),
                             video=not args.no_video, batch=d["batch"],
                             max_frames=args.max_frames)
@@ -45,29 +71,29 @@ def cmd_run(args) -> int:
     return 0
 
 
-def run_cameras(args, cfg, detector, extractor) -> int:
-    from tracking.multicam import IdentityConfig
+def run_cameras(args, cfg, cameras, detector, extractor) -> int:
     from tracking.multicam_pipeline import track_cameras
 
     if extractor is None:
         raise UsageError("several cameras need re-ID: leave reid.enabled on")
-    cameras = {}
-    for item in args.camera:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise UsageError(f"--camera {item!r} must look like NAME=VIDEO")
-        if name in cameras:
-            raise UsageError(f"camera name {name!r} is given twice")
-        cameras[name] = path
-    names = list(cameras)
-    overlapping = ({frozenset((a, b)) for a in names for b in names if a != b}
-                   if args.overlapping_views else set())
+    names = [c.name for c in cameras]
+    if args.overlapping_views:
+        cfg["identity"]["overlapping"] = [names]
+    identity, min_crops = identity_config(cfg, names)
+    if any(c.homography is not None for c in cameras) and not identity.ground_gate:
+        raise UsageError("cameras have homographies but identity.ground_gate is not set: "
+                         "give the ground-plane distance within which two views see one person")
     stats = track_cameras(cameras, args.output, detector, extractor, tracker_config(cfg),
-                          IdentityConfig(overlapping=overlapping), video=not args.no_video,
-                          max_frames=args.max_frames)
-    print(f"{len(cameras)} cameras, {stats['steps']} frames each: {stats['identities']} people, "
-          f"{stats['seen_in_several_cameras']} seen in several cameras")
-    print(f"outputs: {args.output} (<camera>.txt/.mp4 with global ids, identities.json/.csv)")
+                          identity, video=not args.no_video, max_steps=args.max_frames,
+                          duration_s=args.duration, min_crops=min_crops)
+    print(f"{len(cameras)} cameras, {stats['steps']} steps in {stats['seconds']:.0f} s: "
+          f"{stats['identities']} people, {stats['seen_in_several_cameras']} seen in several "
+          "cameras")
+    for name, h in stats["cameras"].items():
+        print(f"  {name}: {h['frames']} frames read, {h['dropped']} dropped as stale, "
+              f"{h['reconnects']} reconnects ({h['outage_s']:.1f} s down)")
+    print(f"outputs: {args.output} (<camera>.txt/.mp4 with global ids, identities.json/.csv, "
+          "sheets/)")
     return 0
 
 
@@ -90,18 +116,23 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="mode", required=True)
-    p = sub.add_parser("run", help="track people in video files")
-    p.add_argument("--source", nargs="+", help="video file(s), each tracked on its own")
-    p.add_argument("--camera", action="append", metavar="NAME=VIDEO",
+    p = sub.add_parser("run", help="track people in video files and live streams")
+    p.add_argument("--source", nargs="+", help="video file(s), each tracked on its own; "
+                   "stream URLs (rtsp://...) or webcam indices run together as cameras")
+    p.add_argument("--camera", action="append", metavar="NAME=VIDEO_OR_URL",
                    help="several cameras in one run with global identities (repeat)")
     p.add_argument("--overlapping-views", action="store_true",
                    help="the cameras see the same area: one person may be in several at once")
     p.add_argument("--output", required=True, help="folder for <stem>.txt/.jsonl/.mp4")
-    p.add_argument("--config", default=None, help="YAML (default configs/tracking/default.yaml)")
+    p.add_argument("--config", default=None, help="YAML merged over configs/tracking/"
+                   "default.yaml; a camera site (configs/cameras/*.yaml) lists its cameras")
     p.add_argument("--detector", default=None, help="YOLO weights (overrides the config)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-video", action="store_true", help="skip the annotated mp4")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="stop after this many frames (steps, with several cameras)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="live streams: stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost=90")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
     e.add_argument("--pred", required=True, help="folder of <SEQ>.txt")

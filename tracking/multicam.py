@@ -6,6 +6,11 @@ span it was seen. An identity keeps a bounded bank of its tracklets' embeddings 
 take a tracklet that would put the person in two places at once: two overlapping tracklets
 in one camera, or in two cameras whose views do not overlap. Optional transit windows bound
 the time between leaving one camera and appearing in another.
+
+Where two views overlap and both cameras map image points to a common ground plane (a
+homography per camera), a tracklet seen at the same time as one of an identity's tracklets
+in the other view is matched by where the two stand, not by appearance: simultaneous ground
+positions are far stronger evidence than a look that changes with the viewpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 
 from tracking.association import assign
 
+GROUND_BIN_S = 0.1
+
 
 @dataclass
 class Tracklet:
@@ -25,6 +32,29 @@ class Tracklet:
     end: float | None
     embedding: np.ndarray        # unit vector
     frames: int = 1
+    ground: dict = field(default_factory=dict)  # {time bin: (x, y)} on the ground plane
+
+    def place(self, time: float, point: tuple[float, float], keep: int = 250) -> None:
+        """Records a ground position; times are binned (GROUND_BIN_S) so that cameras with
+        different frame rates or offsets still share bins; the oldest bins are dropped."""
+        self.ground[round(time / GROUND_BIN_S)] = point
+        if len(self.ground) > keep:
+            del self.ground[next(iter(self.ground))]
+
+
+@dataclass
+class Camera:
+    name: str
+    source: str                      # file path, rtsp://... URL or webcam index
+    offset_s: float = 0.0            # added to a file's media time (start-time alignment)
+    homography: np.ndarray | None = None  # 3 x 3, image point -> ground plane
+
+    def ground(self, box) -> tuple[float, float] | None:
+        """Ground position of a person: the bottom centre of the box through the homography."""
+        if self.homography is None:
+            return None
+        x, y, w = self.homography @ np.array([(box[0] + box[2]) / 2, box[3], 1.0])
+        return float(x / w), float(y / w)
 
 
 @dataclass
@@ -33,6 +63,8 @@ class IdentityConfig:
     bank: int = 20               # embeddings kept per identity
     overlapping: set = field(default_factory=set)   # {frozenset({"cam0", "cam1"}), ...}
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}
+    ground_gate: float | None = None  # ground-plane distance (its units) for one person
+    ground_samples: int = 2           # common time bins needed to compare positions
 
 
 @dataclass
@@ -54,40 +86,65 @@ class GlobalIdentities:
         self.cfg = config or IdentityConfig()
         self.identities: list[Identity] = []
 
-    def _compatible(self, ident: Identity, t: Tracklet) -> bool:
+    def _cost(self, ident: Identity, t: Tracklet, appearance: float) -> float:
+        """Cost of giving tracklet t to an identity: inf when it would put the person in
+        two places at once or break a transit window; the ground distance where both views
+        are placed on the ground at the same times; the appearance distance otherwise."""
+        ground = []
         for u in ident.tracklets:
             if u.start is None or t.start is None:
                 continue
             overlap = u.start <= t.end and t.start <= u.end
-            if overlap and (u.camera == t.camera
-                            or frozenset((u.camera, t.camera)) not in self.cfg.overlapping):
-                return False
+            if overlap:
+                if u.camera == t.camera or frozenset((u.camera, t.camera)) not in \
+                        self.cfg.overlapping:
+                    return np.inf
+                d = self._ground_distance(u, t)
+                if d is not None:
+                    if d > self.cfg.ground_gate:
+                        return np.inf
+                    ground.append(d)
+                continue
             window = self.cfg.transit.get((u.camera, t.camera))
-            if window and not overlap and u.end <= t.start:
-                if not window[0] <= t.start - u.end <= window[1]:
-                    return False
-        return True
+            if window and u.end <= t.start and not window[0] <= t.start - u.end <= window[1]:
+                return np.inf
+        if ground:
+            return min(ground) / self.cfg.ground_gate * self.cfg.max_distance
+        return appearance
+
+    def _ground_distance(self, u: Tracklet, t: Tracklet) -> float | None:
+        if not self.cfg.ground_gate:
+            return None
+        common = u.ground.keys() & t.ground.keys()
+        if len(common) < self.cfg.ground_samples:
+            return None
+        return float(np.median([np.hypot(u.ground[k][0] - t.ground[k][0],
+                                         u.ground[k][1] - t.ground[k][1]) for k in common]))
 
     def assign(self, tracklets: list[Tracklet]) -> list[int]:
-        """Global id for each tracklet; tracklets given together are treated as seen at the
-        same time (they never share an identity)."""
-        if not tracklets:
-            return []
-        cost = np.full((len(tracklets), len(self.identities)), np.inf)
-        feats = np.stack([t.embedding for t in tracklets])
-        for j, ident in enumerate(self.identities):
-            dist = (1 - feats @ np.stack(ident.bank).T).min(1)
-            for i, t in enumerate(tracklets):
-                if self._compatible(ident, t):
-                    cost[i, j] = dist[i]
-        matches, unmatched, _ = assign(cost, self.cfg.max_distance)
+        """Global id for each tracklet. Tracklets given together may join one identity
+        (one person entering two overlapping views at once) when the constraints allow it:
+        unmatched ones open a new identity one at a time and the rest are matched again."""
         out = [0] * len(tracklets)
-        for i, j in matches:
-            out[i] = self._add(self.identities[j], tracklets[i])
-        for i in unmatched:
+        todo = list(range(len(tracklets)))
+        while todo:
+            cost = np.full((len(todo), len(self.identities)), np.inf)
+            if self.identities:
+                feats = np.stack([tracklets[i].embedding for i in todo])
+                for j, ident in enumerate(self.identities):
+                    dist = (1 - feats @ np.stack(ident.bank).T).min(1)
+                    for r, i in enumerate(todo):
+                        cost[r, j] = self._cost(ident, tracklets[i], dist[r])
+            matches, unmatched, _ = assign(cost, self.cfg.max_distance)
+            for r, j in matches:
+                out[todo[r]] = self._add(self.identities[j], tracklets[todo[r]])
+            if not unmatched:
+                break
+            first = todo[unmatched[0]]
             ident = Identity(len(self.identities) + 1)
             self.identities.append(ident)
-            out[i] = self._add(ident, tracklets[i])
+            out[first] = self._add(ident, tracklets[first])
+            todo = [todo[r] for r in unmatched[1:]]
         return out
 
     def _add(self, ident: Identity, t: Tracklet) -> int:

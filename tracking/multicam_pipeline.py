@@ -1,8 +1,13 @@
-"""Several cameras in one process: one tracker per camera, detection batched across cameras,
-and one global identity per person (tracking.multicam) written into every output.
+"""Several cameras in one process: a reader thread per camera, detection batched across
+cameras, one tracker per camera, and one global identity per person (tracking.multicam)
+written into every output.
 
-Files are read in lockstep, frame i of every camera together, each stamped with its own
-time (frame index / fps + the camera's offset). A camera that ends early drops out.
+Offline (only files): every frame is used, and frames are aligned by timestamp (frame index
+/ fps + the camera's offset): each step takes, from every camera, the frame due at the
+earliest pending time, so cameras with different frame rates or start times stay in step.
+Live (any stream): each step takes the newest frame of every camera that has one; files
+next to streams are replayed in real time; stale frames are dropped and counted; a dead
+camera contributes nothing while its reader reconnects, and never holds up the others.
 """
 
 from __future__ import annotations
@@ -10,111 +15,198 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from tracking.detector import Detector
-from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, quality_weighted_mean
+from tracking.multicam import (
+    Camera,
+    GlobalIdentities,
+    IdentityConfig,
+    Tracklet,
+    quality_weighted_mean,
+)
 from tracking.pipeline import crop_embedder
-from tracking.sinks import AnnotatedVideo, MotWriter, write_json_atomic, write_text_atomic
-from tracking.sources import SourceError, VideoFile
+from tracking.sinks import (
+    AnnotatedVideo,
+    ContactSheets,
+    JsonlWriter,
+    MotWriter,
+    write_json_atomic,
+    write_text_atomic,
+)
+from tracking.sources import CameraReader, Frame, SourceError, is_stream
 from tracking.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
 
-def track_cameras(cameras: dict[str, str | Path], output_dir: str | Path, detector: Detector,
-                  extractor, tracker_config: TrackerConfig | None = None,
-                  identity_config: IdentityConfig | None = None,
-                  offsets: dict[str, float] | None = None, video: bool = True,
-                  max_frames: int | None = None, min_embeddings: int = 5) -> dict:
-    """Writes <camera>.txt (MOT, global ids), <camera>.mp4, identities.json and .csv.
+def offline_steps(readers: dict[str, CameraReader]) -> Iterator[dict[str, Frame]]:
+    """Frames grouped by time: the earliest pending frame and every camera's frame due
+    within half a frame period of it."""
+    tol = 0.5 / max(r.fps for r in readers.values())
+    pending = {n: f for n, r in readers.items() if (f := r.get()) is not None}
+    while pending:
+        now = min(f.time for f in pending.values())
+        batch = {n: f for n, f in pending.items() if f.time <= now + tol}
+        yield batch
+        for name in batch:
+            nxt = readers[name].get()
+            if nxt is None:
+                log.info("camera %s: file ended after %d frames", name, batch[name].index)
+                del pending[name]
+            else:
+                pending[name] = nxt
 
-    A local track gets its global identity once it has ``min_embeddings`` clean crops in
-    memory (a one-crop tracklet embedding is too noisy to match across cameras); until then
-    it is not written."""
-    if len(set(cameras)) != len(cameras):
-        raise SourceError("camera names must be unique")
+
+def live_steps(readers: dict[str, CameraReader], until: float) -> Iterator[dict[str, Frame]]:
+    """The newest unused frame of every camera that has one, until the deadline (monotonic
+    seconds) or until every source has finished."""
+    while time.monotonic() < until:
+        batch = {n: f for n, r in readers.items() if (f := r.latest()) is not None}
+        if batch:
+            yield batch
+        elif all(r.finished for r in readers.values()):
+            return
+        else:
+            time.sleep(0.005)
+
+
+def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detector,
+                  extractor, tracker_config: TrackerConfig | None = None,
+                  identity_config: IdentityConfig | None = None, video: bool = True,
+                  sheets: bool = True, max_steps: int | None = None,
+                  duration_s: float | None = None, min_crops: int = 5,
+                  status_every_s: float = 10.0) -> dict:
+    """Writes <camera>.txt (MOT, global ids), <camera>.jsonl (with each frame's time),
+    <camera>.mp4, identities.json/.csv and sheets/id_NNNN.png. Returns run statistics, per
+    camera health included.
+
+    A local track gets its global identity once it has ``min_crops`` clean crops in its
+    appearance memory (a one-crop tracklet embedding is too noisy to match across cameras);
+    until then it is not written. Ctrl-C ends a live run cleanly, outputs complete."""
+    names = [c.name for c in cameras]
+    if len(set(names)) != len(names):
+        raise SourceError(f"camera names must be unique: {names}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sources = {name: VideoFile(path) for name, path in cameras.items()}
-    offsets = offsets or {}
+    live = any(is_stream(c.source) for c in cameras)
+    clock_zero = time.monotonic()
+    readers: dict[str, CameraReader] = {}
+    try:
+        for c in cameras:
+            readers[c.name] = CameraReader(c.name, c.source, c.offset_s, live=live,
+                                           clock_zero=clock_zero)
+    except SourceError:
+        for r in readers.values():
+            r.close()
+        raise
+    cams = {c.name: c for c in cameras}
     embed = crop_embedder(extractor)
-    trackers = {name: Tracker(tracker_config, embed) for name in cameras}
+    trackers = {n: Tracker(tracker_config, embed) for n in names}
     manager = GlobalIdentities(identity_config)
     tracklets: dict[tuple[str, int], Tracklet] = {}
     global_of: dict[tuple[str, int], int] = {}
-    firsts: dict[tuple[str, int], float] = {}  # first time each local track was seen
-    mots = {name: MotWriter(out / f"{name}.txt") for name in cameras}
-    vids = {name: AnnotatedVideo(out / f"{name}.mp4", s.fps, (s.width, s.height))
-            for name, s in sources.items()} if video else {}
-    iters = {name: iter(s) for name, s in sources.items()}
-    total = min((s.num_frames or 0) for s in sources.values()) or None
-    bar = tqdm(total=min(total or 10 ** 9, max_frames or 10 ** 9), desc="cameras",
-               unit="step", mininterval=2)
-    step = 0
-    while iters and (not max_frames or step < max_frames):
-        batch = {}
-        for name in list(iters):
-            try:
-                batch[name] = next(iters[name])
-            except StopIteration:
-                log.warning("camera %s ended after %d frames", name, step)
-                del iters[name]
-        if not batch:
-            break
-        step += 1
-        names = list(batch)
-        dets = detector([batch[n][1] for n in names])
-        new: list[tuple[str, int]] = []
-        seen: dict[str, list] = {}
-        for name, d in zip(names, dets):
-            index, frame = batch[name]
-            now = (index - 1) / sources[name].fps + offsets.get(name, 0.0)
-            seen[name] = trackers[name].update(d, frame)
-            for t in seen[name]:
-                key = (name, t.track_id)
-                if key in tracklets:
-                    tracklets[key].end = now
-                    tracklets[key].frames += 1
-                elif len(t.memory) >= min_embeddings:
-                    first = firsts.setdefault(key, now)
-                    tracklets[key] = Tracklet(name, t.track_id, first, now,
-                                              quality_weighted_mean(np.stack(t.memory)))
-                    new.append(key)
-                else:
-                    firsts.setdefault(key, now)
-        for key, gid in zip(new, manager.assign([tracklets[k] for k in new])):
-            global_of[key] = gid
-        for name in names:
-            index, frame = batch[name]
-            rows = [{"id": global_of[(name, t.track_id)], "box": t.box.tolist(),
-                     "score": t.score} for t in seen[name] if (name, t.track_id) in global_of]
-            mots[name].write(index, rows)
-            if vids:
-                vids[name].write(index, frame, rows)
-        bar.update(1)
-    bar.close()
-    for sink in [*mots.values(), *vids.values()]:
-        sink.close()
-    for s in sources.values():
-        s.close()
+    mots = {n: MotWriter(out / f"{n}.txt") for n in names}
+    jsonls = {n: JsonlWriter(out / f"{n}.jsonl", r.fps) for n, r in readers.items()}
+    vids = {n: AnnotatedVideo(out / f"{n}.mp4", r.fps, (r.width, r.height))
+            for n, r in readers.items()} if video else {}
+    crops = ContactSheets() if sheets else None
+    lag = {n: 0.0 for n in names}
+    for r in readers.values():
+        r.start()
+    until = clock_zero + duration_s if duration_s else np.inf
+    steps = offline_steps(readers) if not live else live_steps(readers, until)
+    total = None if live else min((r.num_frames or 0) for r in readers.values()) or None
+    bar = tqdm(total=min(total or 10 ** 9, max_steps or 10 ** 9) if total else None,
+               desc="cameras", unit="step", mininterval=2)
+    count, last_status = 0, time.monotonic()
+
+    def status() -> str:
+        elapsed = time.monotonic() - clock_zero
+        return " | ".join(f"{n} {r.health.line(elapsed)} lag {lag[n]:.2f}s"
+                          for n, r in readers.items())
+
+    try:
+        for batch in steps:
+            if max_steps and count >= max_steps:
+                break
+            count += 1
+            order = list(batch)
+            dets = detector([batch[n].image for n in order])
+            new: list[tuple[str, int]] = []
+            seen = {}
+            for name, d in zip(order, dets):
+                frame = batch[name]
+                lag[name] = time.monotonic() - frame.read_at
+                seen[name] = trackers[name].update(d, frame.image)
+                for t in seen[name]:
+                    key = (name, t.track_id)
+                    tl = tracklets.get(key)
+                    if tl is None:
+                        tl = tracklets[key] = Tracklet(name, t.track_id, frame.time,
+                                                       frame.time, None, 0)
+                    tl.end = frame.time
+                    tl.frames += 1
+                    point = cams[name].ground(t.box)
+                    if point is not None:
+                        tl.place(frame.time, point)
+                    if key not in global_of and len(t.memory) >= min_crops:
+                        tl.embedding = quality_weighted_mean(np.stack(t.memory))
+                        new.append(key)
+            for key, gid in zip(new, manager.assign([tracklets[k] for k in new])):
+                global_of[key] = gid
+            for name in order:
+                frame = batch[name]
+                rows = [{"id": global_of[(name, t.track_id)], "box": t.box.tolist(),
+                         "score": t.score} for t in seen[name]
+                        if (name, t.track_id) in global_of]
+                mots[name].write(frame.index, rows)
+                jsonls[name].write(frame.index, rows, frame.time)
+                if vids:
+                    vids[name].write(frame.index, frame.image, rows)
+                if crops is not None:
+                    for row in rows:
+                        crops.offer(row["id"], name, frame.time, frame.image, row["box"],
+                                    row["score"])
+            bar.update(1)
+            if live and time.monotonic() - last_status >= status_every_s:
+                last_status = time.monotonic()
+                log.info("status: %s", status())
+                bar.set_postfix_str(status(), refresh=False)
+    except KeyboardInterrupt:
+        log.warning("interrupted: finishing the outputs")
+    finally:
+        bar.close()
+        for r in readers.values():
+            r.close()
+        for sink in [*mots.values(), *jsonls.values(), *vids.values()]:
+            sink.close()
+    elapsed = time.monotonic() - clock_zero
     identities = [{"global_id": global_of[k], "camera": k[0], "local_id": k[1],
                    "first_s": round(t.start, 3), "last_s": round(t.end, 3), "frames": t.frames}
                   for k, t in tracklets.items() if k in global_of]
     identities.sort(key=lambda r: (r["global_id"], r["first_s"]))
     write_json_atomic(out / "identities.json", identities)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(identities[0]) if identities else
-                            ["global_id", "camera", "local_id", "first_s", "last_s", "frames"])
+    writer = csv.DictWriter(buf, fieldnames=["global_id", "camera", "local_id", "first_s",
+                                             "last_s", "frames"])
     writer.writeheader()
     writer.writerows(identities)
     write_text_atomic(out / "identities.csv", buf.getvalue())
+    if crops is not None:
+        crops.write(out / "sheets")
     people = {r["global_id"] for r in identities}
     multi = {g for g in people if len({r["camera"] for r in identities
                                         if r["global_id"] == g}) > 1}
-    return {"steps": step, "identities": len(people), "seen_in_several_cameras": len(multi),
-            "tracklets": len(identities)}
-
+    return {"steps": count, "seconds": round(elapsed, 2), "live": live,
+            "identities": len(people), "seen_in_several_cameras": len(multi),
+            "tracklets": len(identities),
+            "cameras": {n: {"frames": r.health.frames, "dropped": r.health.dropped,
+                            "reconnects": r.health.reconnects,
+                            "outage_s": round(r.health.outage_s, 2)}
+                        for n, r in readers.items()}}

@@ -1,0 +1,196 @@
+"""One real scene as two cameras: PETS09-S2L1 cut into a left view (x < 384) and a right view
+(x >= 384), ground truth clipped to each half, both run as two cameras of one site, and
+multi-camera IDF1 / HOTA computed over the union with global ids (a person who walks across
+must keep one id).
+
+    python bench/pets_two_view.py --out bench/results/pets_two_view.json
+
+A ground-truth box stays in a view when at least 30% of its width is inside it (clipped to
+the view). Rows, all with the same detections (cached) and the shipped re-ID model:
+- per-camera only: each camera's tracks are its own people (what a single-camera tracker
+  gives a multi-camera site);
+- appearance: global identities by appearance, time constraints, views marked overlapping
+  (a person on the cut is in both);
+- appearance + shared plane: plus each view's homography to the full frame's pixel plane,
+  so that simultaneous sightings are matched by position (configs/cameras/pets_two_view.yaml
+  holds the same site for `track run`).
+The full frame tracked as one camera is shown for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from common import read_frames, write_results
+
+HALF = 384
+LENGTH = 795
+OFFSET = 1000  # right-view frames are numbered 1000 + f in the union sequence
+
+
+def split_video(src: Path, folder: Path) -> dict[str, Path]:
+    import cv2
+
+    frames, _ = read_frames(src)
+    paths = {"left": folder / "left.avi", "right": folder / "right.avi"}
+    h = frames[0].shape[0]
+    for name, path in paths.items():  # lossless, so the views hold exactly the original pixels
+        out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (HALF, h))
+        for f in frames:
+            out.write(np.ascontiguousarray(f[:, :HALF] if name == "left" else f[:, HALF:]))
+        out.release()
+    return paths
+
+
+def split_gt(gt: np.ndarray, view: str, keep: float = 0.3) -> np.ndarray:
+    x1, x2 = gt[:, 2], gt[:, 2] + gt[:, 4]
+    lo, hi = (0, HALF) if view == "left" else (HALF, 2 * HALF)
+    c1, c2 = np.clip(x1, lo, hi), np.clip(x2, lo, hi)
+    rows = gt[(c2 - c1) >= keep * gt[:, 4]].copy()
+    c1, c2 = c1[(c2 - c1) >= keep * gt[:, 4]], c2[(c2 - c1) >= keep * gt[:, 4]]
+    rows[:, 2], rows[:, 4] = c1 - lo, c2 - c1
+    return rows
+
+
+def union_scores(pred_dir: Path, gt_views: dict[str, np.ndarray]) -> dict:
+    """Both views as one sequence (right-view frames shifted by OFFSET), scored by TrackEval."""
+    from tracking.evaluation import evaluate_mot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, preds = Path(tmp) / "gt", Path(tmp) / "pred"
+        (root / "union" / "gt").mkdir(parents=True)
+        preds.mkdir()
+        gts, rows = [], []
+        for view, shift in (("left", 0), ("right", OFFSET)):
+            g = gt_views[view].copy()
+            g[:, 0] += shift
+            gts.append(g)
+            p = np.loadtxt(pred_dir / f"{view}.txt", delimiter=",", ndmin=2)
+            if len(p):
+                p[:, 0] += shift
+                rows.append(p)
+        np.savetxt(root / "union" / "gt" / "gt.txt", np.concatenate(gts), delimiter=",",
+                   fmt="%g")
+        np.savetxt(preds / "union.txt", np.concatenate(rows), delimiter=",", fmt="%g")
+        ini = configparser.ConfigParser()
+        ini["Sequence"] = {"name": "union", "seqLength": str(OFFSET + LENGTH)}
+        with open(root / "union" / "seqinfo.ini", "w") as f:
+            ini.write(f)
+        return evaluate_mot(preds, root)["union"]
+
+
+def crossers_kept(pred_dir: Path, gt_views: dict[str, np.ndarray]) -> tuple[int, int]:
+    """People in both views whose most-matched predicted id is the same in both."""
+    from tracking.association import assign, iou_matrix
+
+    major = {}
+    for view in ("left", "right"):
+        gt = gt_views[view]
+        pred = np.loadtxt(pred_dir / f"{view}.txt", delimiter=",", ndmin=2)
+        counts: dict[int, dict[int, int]] = {}
+        for f in np.unique(gt[:, 0]):
+            g, p = gt[gt[:, 0] == f], pred[pred[:, 0] == f] if len(pred) else pred
+            if not len(p):
+                continue
+
+            def xyxy(a):
+                return np.c_[a[:, 2:4], a[:, 2:4] + a[:, 4:6]]
+
+            matches, _, _ = assign(1 - iou_matrix(xyxy(g), xyxy(p)), 0.5)
+            for i, j in matches:
+                c = counts.setdefault(int(g[i, 1]), {})
+                c[int(p[j, 1])] = c.get(int(p[j, 1]), 0) + 1
+        major[view] = {gid: max(c, key=c.get) for gid, c in counts.items()}
+    both = major["left"].keys() & major["right"].keys()
+    return sum(major["left"][g] == major["right"][g] for g in both), len(both)
+
+
+class CachedDetector:
+    """The same detections for every row: keyed by the frame's bytes."""
+
+    def __init__(self, detector):
+        self.detector, self.cache = detector, {}
+
+    def __call__(self, frames):
+        keys = [hashlib.blake2b(f.tobytes(), digest_size=16).digest() for f in frames]
+        todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        if todo:
+            for i, d in zip(todo, self.detector([frames[i] for i in todo])):
+                self.cache[keys[i]] = d
+        return [self.cache[k] for k in keys]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="bench/results/pets_two_view.json")
+    ap.add_argument("--work", default="runs/pets_two_view")
+    args = ap.parse_args()
+    from reid.engine.config import shared_dir
+    from reid.inference import FeatureExtractor
+    from tracking.config import cameras_from, identity_config, load_tracking_config, tracker_config
+    from tracking.detector import Detector
+    from tracking.multicam import Camera, IdentityConfig
+    from tracking.multicam_pipeline import track_cameras
+    from tracking.pipeline import track_video
+
+    site = Path(__file__).resolve().parents[1] / "configs" / "cameras" / "pets_two_view.yaml"
+    cfg = load_tracking_config(str(site))
+    seq = Path(shared_dir()) / "data" / "video" / "PETS09-S2L1"
+    work = Path(args.work)
+    views = {c.name: Path(c.source) for c in cameras_from(cfg)}
+    if not all(p.is_file() for p in views.values()):
+        work.mkdir(parents=True, exist_ok=True)
+        split_video(seq / "PETS09-S2L1.avi", work)
+    gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",")
+    gt_views = {v: split_gt(gt, v) for v in ("left", "right")}
+    d = cfg["detector"]
+    detector = CachedDetector(Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"],
+                                       iou=d["iou"]))
+    extractor = FeatureExtractor(device="cpu")
+    tracking = tracker_config(cfg)
+    site_identity, min_crops = identity_config(cfg, list(views))
+    plain = [Camera(n, str(p)) for n, p in views.items()]
+    rows = {
+        "per-camera only": (plain, IdentityConfig(max_distance=0.0)),
+        "appearance": (plain, IdentityConfig(max_distance=site_identity.max_distance,
+                                             overlapping=site_identity.overlapping)),
+        "appearance + shared plane": (cameras_from(cfg), site_identity),
+    }
+    results = {}
+    for name, (cameras, identity) in rows.items():
+        out = work / name.replace(" ", "_").replace("+", "and")
+        stats = track_cameras(cameras, out, detector, extractor, tracking, identity,
+                              video=False, sheets=False, min_crops=min_crops)
+        s = union_scores(out, gt_views)
+        kept, crossers = crossers_kept(out, gt_views)
+        results[name] = {"HOTA": s["HOTA"], "MOTA": s["MOTA"], "IDF1": s["IDF1"],
+                         "IDsw": s["IDsw"], "identities": stats["identities"],
+                         "crossers_kept": kept, "crossers": crossers}
+        print(f"{name:28s} HOTA {s['HOTA']:5.1f} MOTA {s['MOTA']:5.1f} IDF1 {s['IDF1']:5.1f} "
+              f"IDsw {s['IDsw']:3d}  people {stats['identities']:3d}  "
+              f"crossers kept {kept}/{crossers}", flush=True)
+    full = work / "full_frame"
+    track_video(seq / "PETS09-S2L1.avi", full, detector, extractor, tracking, video=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(seq, Path(tmp) / "PETS09-S2L1")
+        from tracking.evaluation import evaluate_mot
+
+        s = evaluate_mot(full, tmp)["PETS09-S2L1"]
+    results["full frame, one camera (reference)"] = {k: s[k] for k in
+                                                      ("HOTA", "MOTA", "IDF1", "IDsw")}
+    print(f"{'full frame, one camera':28s} HOTA {s['HOTA']:5.1f} MOTA {s['MOTA']:5.1f} "
+          f"IDF1 {s['IDF1']:5.1f} IDsw {s['IDsw']:3d}")
+    write_results(args.out, {"command": "python bench/pets_two_view.py", "rows": results,
+                             "gt_boxes": {v: len(g) for v, g in gt_views.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
