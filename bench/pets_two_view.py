@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import hashlib
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -112,18 +113,26 @@ def crossers_kept(pred_dir: Path, gt_views: dict[str, np.ndarray]) -> tuple[int,
 
 
 class CachedDetector:
-    """The same detections for every row: keyed by the frame's bytes."""
+    """The same detections for every row and every re-run: keyed by the frame's bytes, kept
+    in a pickle beside the split videos."""
 
-    def __init__(self, detector):
-        self.detector, self.cache = detector, {}
+    def __init__(self, detector, path: Path):
+        self.detector, self.path = detector, path
+        self.cache = pickle.loads(path.read_bytes()) if path.is_file() else {}
+        self.dirty = False
 
     def __call__(self, frames):
         keys = [hashlib.blake2b(f.tobytes(), digest_size=16).digest() for f in frames]
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
         if todo:
+            self.dirty = True
             for i, d in zip(todo, self.detector([frames[i] for i in todo])):
                 self.cache[keys[i]] = d
         return [self.cache[k] for k in keys]
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.write_bytes(pickle.dumps(self.cache))
 
 
 def main() -> int:
@@ -131,6 +140,8 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results/pets_two_view.json")
     ap.add_argument("--work", default="runs/pets_two_view")
+    ap.add_argument("overrides", nargs="*", help="key=value over the site config, e.g. "
+                    "identity.max_distance=0.3")
     args = ap.parse_args()
     from reid.engine.config import shared_dir
     from reid.inference import FeatureExtractor
@@ -141,7 +152,7 @@ def main() -> int:
     from tracking.pipeline import track_video
 
     site = Path(__file__).resolve().parents[1] / "configs" / "cameras" / "pets_two_view.yaml"
-    cfg = load_tracking_config(str(site))
+    cfg = load_tracking_config(str(site), args.overrides)
     seq = Path(shared_dir()) / "data" / "video" / "PETS09-S2L1"
     work = Path(args.work)
     views = {c.name: Path(c.source) for c in cameras_from(cfg)}
@@ -152,7 +163,7 @@ def main() -> int:
     gt_views = {v: split_gt(gt, v) for v in ("left", "right")}
     d = cfg["detector"]
     detector = CachedDetector(Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"],
-                                       iou=d["iou"]))
+                                       iou=d["iou"]), work / "detections.pkl")
     extractor = FeatureExtractor(device="cpu")
     tracking = tracker_config(cfg)
     site_identity, min_crops = identity_config(cfg, list(views))
@@ -160,7 +171,8 @@ def main() -> int:
     rows = {
         "per-camera only": (plain, IdentityConfig(max_distance=0.0)),
         "appearance": (plain, IdentityConfig(max_distance=site_identity.max_distance,
-                                             overlapping=site_identity.overlapping)),
+                                             overlapping=site_identity.overlapping,
+                                             bank=site_identity.bank)),
         "appearance + shared plane": (cameras_from(cfg), site_identity),
     }
     results = {}
@@ -176,6 +188,7 @@ def main() -> int:
         print(f"{name:28s} HOTA {s['HOTA']:5.1f} MOTA {s['MOTA']:5.1f} IDF1 {s['IDF1']:5.1f} "
               f"IDsw {s['IDsw']:3d}  people {stats['identities']:3d}  "
               f"crossers kept {kept}/{crossers}", flush=True)
+    detector.save()
     full = work / "full_frame"
     track_video(seq / "PETS09-S2L1.avi", full, detector, extractor, tracking, video=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +200,8 @@ def main() -> int:
                                                       ("HOTA", "MOTA", "IDF1", "IDsw")}
     print(f"{'full frame, one camera':28s} HOTA {s['HOTA']:5.1f} MOTA {s['MOTA']:5.1f} "
           f"IDF1 {s['IDF1']:5.1f} IDsw {s['IDsw']:3d}")
-    write_results(args.out, {"command": "python bench/pets_two_view.py", "rows": results,
+    write_results(args.out, {"command": " ".join(["python bench/pets_two_view.py",
+                                                   *args.overrides]), "rows": results,
                              "gt_boxes": {v: len(g) for v, g in gt_views.items()}})
     return 0
 

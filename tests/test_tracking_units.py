@@ -62,6 +62,21 @@ def test_life_cycle_tentative_confirmed_lost_removed():
     assert tr.tracks == [] and tr.ids_issued == 1
 
 
+def test_coasting_between_detections_keeps_the_track():
+    """Detection stride 3: the two frames between detections are predicted, not missed."""
+    tr = Tracker(TrackerConfig(min_hits=1))
+    ids = set()
+    for f in range(12):
+        if f % 3:
+            out = tr.coast()
+        else:
+            out = tr.update(np.array([[*box(100 + 6 * f, 100), 0.9]]))
+        assert len(out) == 1 and out[0].state == CONFIRMED
+        ids.add(out[0].track_id)
+    assert ids == {1}
+    assert out[0].box[0] == pytest.approx(166, abs=6)  # frame 11 predicted at x = 100 + 66
+
+
 def test_low_score_boxes_keep_a_track_alive():
     tr = Tracker(TrackerConfig(min_hits=1))
     tr.update(np.array([[*box(100, 100), 0.9]]))

@@ -147,10 +147,14 @@ def identity_config(cfg: dict, names: list[str]) -> tuple[IdentityConfig, int]:
             raise UsageError("identity.transit entries look like {from: c0, to: c1, "
                              "min_s: 0, max_s: 60}") from e
     min_crops = int(section.pop("min_crops", 5))
-    gate = section.get("ground_gate")
-    section["ground_gate"] = float(gate) if gate is not None else None
-    section["max_distance"] = float(section["max_distance"])
-    section["bank"] = int(section["bank"])
+    try:
+        for key in ("ground_gate", "ground_speed"):
+            section[key] = None if section.get(key) is None else float(section[key])
+        for key in ("max_distance", "ground_gap_s"):
+            section[key] = float(section[key])
+        section["bank"] = int(section["bank"])
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"identity: {e}; distances, speeds and times are numbers") from e
     return IdentityConfig(overlapping=overlapping, transit=transit, **section), min_crops
 
 

@@ -7,10 +7,13 @@ take a tracklet that would put the person in two places at once: two overlapping
 in one camera, or in two cameras whose views do not overlap. Optional transit windows bound
 the time between leaving one camera and appearing in another.
 
-Where two views overlap and both cameras map image points to a common ground plane (a
-homography per camera), a tracklet seen at the same time as one of an identity's tracklets
-in the other view is matched by where the two stand, not by appearance: simultaneous ground
-positions are far stronger evidence than a look that changes with the viewpoint.
+Where cameras map image points to a common ground plane (a homography per camera), position
+is evidence too, often stronger than a look that changes with the viewpoint: a tracklet seen
+at the same time as an identity's tracklet in an overlapping view must stand where that one
+stands (within ``ground_gate``), and one that starts a moment after an identity's tracklet
+ended, near where it ended (within the gate plus ``ground_speed`` times the gap), continues
+it. The cost of a match is the smaller of the appearance distance and the ground distance
+scaled to the same range.
 """
 
 from __future__ import annotations
@@ -65,6 +68,8 @@ class IdentityConfig:
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}
     ground_gate: float | None = None  # ground-plane distance (its units) for one person
     ground_samples: int = 2           # common time bins needed to compare positions
+    ground_speed: float | None = None  # walking speed (ground units/s) for continuations
+    ground_gap_s: float = 2.0         # longest gap a continuation by position may bridge
 
 
 @dataclass
@@ -88,31 +93,34 @@ class GlobalIdentities:
 
     def _cost(self, ident: Identity, t: Tracklet, appearance: float) -> float:
         """Cost of giving tracklet t to an identity: inf when it would put the person in
-        two places at once or break a transit window; the ground distance where both views
-        are placed on the ground at the same times; the appearance distance otherwise."""
+        two places at once or break a transit window; otherwise the smaller of the
+        appearance distance and the ground evidence (a distance over what is allowed, scaled
+        to ``max_distance``)."""
         ground = []
         for u in ident.tracklets:
             if u.start is None or t.start is None:
                 continue
-            overlap = u.start <= t.end and t.start <= u.end
-            if overlap:
+            if u.start <= t.end and t.start <= u.end:  # seen at the same time
                 if u.camera == t.camera or frozenset((u.camera, t.camera)) not in \
                         self.cfg.overlapping:
                     return np.inf
-                d = self._ground_distance(u, t)
+                d = self._same_time_distance(u, t)
                 if d is not None:
                     if d > self.cfg.ground_gate:
                         return np.inf
-                    ground.append(d)
+                    ground.append(d / self.cfg.ground_gate)
                 continue
             window = self.cfg.transit.get((u.camera, t.camera))
             if window and u.end <= t.start and not window[0] <= t.start - u.end <= window[1]:
                 return np.inf
+            ratio = self._continuation(u, t)
+            if ratio is not None:
+                ground.append(ratio)
         if ground:
-            return min(ground) / self.cfg.ground_gate * self.cfg.max_distance
+            return min(appearance, min(ground) * self.cfg.max_distance)
         return appearance
 
-    def _ground_distance(self, u: Tracklet, t: Tracklet) -> float | None:
+    def _same_time_distance(self, u: Tracklet, t: Tracklet) -> float | None:
         if not self.cfg.ground_gate:
             return None
         common = u.ground.keys() & t.ground.keys()
@@ -120,6 +128,17 @@ class GlobalIdentities:
             return None
         return float(np.median([np.hypot(u.ground[k][0] - t.ground[k][0],
                                          u.ground[k][1] - t.ground[k][1]) for k in common]))
+
+    def _continuation(self, u: Tracklet, t: Tracklet) -> float | None:
+        """t starting near where u ended a moment ago: distance over the allowed distance."""
+        if not (self.cfg.ground_gate and self.cfg.ground_speed and u.ground and t.ground):
+            return None
+        gap = t.start - u.end
+        if not 0 <= gap <= self.cfg.ground_gap_s:
+            return None
+        (ux, uy), (tx, ty) = u.ground[next(reversed(u.ground))], t.ground[next(iter(t.ground))]
+        ratio = np.hypot(ux - tx, uy - ty) / (self.cfg.ground_gate + self.cfg.ground_speed * gap)
+        return float(ratio) if ratio <= 1 else None
 
     def assign(self, tracklets: list[Tracklet]) -> list[int]:
         """Global id for each tracklet. Tracklets given together may join one identity

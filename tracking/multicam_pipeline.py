@@ -80,7 +80,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                   extractor, tracker_config: TrackerConfig | None = None,
                   identity_config: IdentityConfig | None = None, video: bool = True,
                   sheets: bool = True, max_steps: int | None = None,
-                  duration_s: float | None = None, min_crops: int = 5,
+                  duration_s: float | None = None, min_crops: int = 5, stride: int = 1,
                   status_every_s: float = 10.0) -> dict:
     """Writes <camera>.txt (MOT, global ids), <camera>.jsonl (with each frame's time),
     <camera>.mp4, identities.json/.csv and sheets/id_NNNN.png. Returns run statistics, per
@@ -88,7 +88,8 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
 
     A local track gets its global identity once it has ``min_crops`` clean crops in its
     appearance memory (a one-crop tracklet embedding is too noisy to match across cameras);
-    until then it is not written. Ctrl-C ends a live run cleanly, outputs complete."""
+    until then it is not written. With ``stride`` > 1 each camera detects every stride-th
+    frame and the trackers coast between. Ctrl-C ends a live run cleanly, outputs complete."""
     names = [c.name for c in cameras]
     if len(set(names)) != len(names):
         raise SourceError(f"camera names must be unique: {names}")
@@ -137,13 +138,16 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                 break
             count += 1
             order = list(batch)
-            dets = detector([batch[n].image for n in order])
+            detect = [n for n in order if (batch[n].index - 1) % stride == 0]
+            dets = dict(zip(detect, detector([batch[n].image for n in detect]) if detect
+                            else []))
             new: list[tuple[str, int]] = []
             seen = {}
-            for name, d in zip(order, dets):
+            for name in order:
                 frame = batch[name]
                 lag[name] = time.monotonic() - frame.read_at
-                seen[name] = trackers[name].update(d, frame.image)
+                seen[name] = (trackers[name].update(dets[name], frame.image) if name in dets
+                              else trackers[name].coast())
                 for t in seen[name]:
                     key = (name, t.track_id)
                     tl = tracklets.get(key)

@@ -49,8 +49,9 @@ class RunStats:
 
 def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
                 extractor=None, config: TrackerConfig | None = None, video: bool = True,
-                batch: int = 4, max_frames: int | None = None) -> RunStats:
-    """Track one video file; writes <stem>.txt (MOT), <stem>.jsonl and <stem>.mp4."""
+                batch: int = 4, max_frames: int | None = None, stride: int = 1) -> RunStats:
+    """Track one video file; writes <stem>.txt (MOT), <stem>.jsonl and <stem>.mp4.
+    With ``stride`` > 1 only every stride-th frame is detected; the tracker coasts between."""
     src = VideoFile(source)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +68,16 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
 
     def flush() -> None:
         t0 = time.perf_counter()
-        dets = detector([f for _, f in pending])
+        keyframes = [i for i, (index, _) in enumerate(pending) if (index - 1) % stride == 0]
+        dets = dict(zip(keyframes, detector([pending[i][1] for i in keyframes])
+                        if keyframes else []))
         t1 = time.perf_counter()
         stats.seconds["detect"] += t1 - t0
-        for (index, frame), d in zip(pending, dets):
+        for i, (index, frame) in enumerate(pending):
             t1 = time.perf_counter()
+            seen = tracker.update(dets[i], frame) if i in dets else tracker.coast()
             tracks = [{"id": t.track_id, "box": t.box.tolist(), "score": t.score}
-                      for t in tracker.update(d, frame)]
+                      for t in seen]
             t2 = time.perf_counter()
             mot.write(index, tracks)
             jsonl.write(index, tracks)

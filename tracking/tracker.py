@@ -170,6 +170,17 @@ class Tracker:
             t.track_id = self._next_id
             self._next_id += 1
 
+    def coast(self) -> list[Track]:
+        """Advance one frame without detecting (detection stride): tracks seen in the last
+        frame move on their Kalman prediction and count as seen, so a skipped frame is not a
+        miss; the confirmed ones are returned at their predicted boxes."""
+        self.frame += 1
+        for t in self.tracks:
+            t.kalman.predict()
+            if t.last_seen == self.frame - 1:
+                t.last_seen = self.frame
+        return [t for t in self.tracks if t.state == CONFIRMED and t.last_seen == self.frame]
+
     def update(self, dets: np.ndarray, image: np.ndarray | None = None) -> list[Track]:
         """Advance one frame with detections (N x 5: x1, y1, x2, y2, score); return the
         confirmed tracks seen in this frame."""
