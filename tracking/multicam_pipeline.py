@@ -16,6 +16,7 @@ import csv
 import io
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,25 @@ from tracking.sources import CameraReader, Frame, SourceError, is_stream
 from tracking.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+WAIT_ROWS = 250  # rows kept per track while it waits for its global id
+
+
+def write_identities(out: Path, tracklets: dict[tuple[str, int], Tracklet],
+                     global_of: dict[tuple[str, int], int]) -> list[dict]:
+    """identities.json and .csv: one row per identified local track, by global id."""
+    identities = [{"global_id": global_of[k], "camera": k[0], "local_id": k[1],
+                   "first_s": round(t.start, 3), "last_s": round(t.end, 3), "frames": t.frames}
+                  for k, t in tracklets.items() if k in global_of]
+    identities.sort(key=lambda r: (r["global_id"], r["first_s"]))
+    write_json_atomic(out / "identities.json", identities)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["global_id", "camera", "local_id", "first_s",
+                                             "last_s", "frames"])
+    writer.writeheader()
+    writer.writerows(identities)
+    write_text_atomic(out / "identities.csv", buf.getvalue())
+    return identities
 
 
 def offline_steps(readers: dict[str, CameraReader]) -> Iterator[dict[str, Frame]]:
@@ -88,8 +108,10 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
 
     A local track gets its global identity once it has ``min_crops`` clean crops in its
     appearance memory (a one-crop tracklet embedding is too noisy to match across cameras);
-    until then it is not written. With ``stride`` > 1 each camera detects every stride-th
-    frame and the trackers coast between. Ctrl-C ends a live run cleanly, outputs complete."""
+    its earlier rows are then added to the MOT file (out of frame order; MOT readers sort),
+    while the video and JSONL, written as frames go by, show it from then on. With
+    ``stride`` > 1 each camera detects every stride-th frame and the trackers coast between.
+    Ctrl-C ends a live run cleanly, outputs complete."""
     names = [c.name for c in cameras]
     if len(set(names)) != len(names):
         raise SourceError(f"camera names must be unique: {names}")
@@ -112,6 +134,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
     manager = GlobalIdentities(identity_config)
     tracklets: dict[tuple[str, int], Tracklet] = {}
     global_of: dict[tuple[str, int], int] = {}
+    waiting: dict[tuple[str, int], deque] = {}  # rows of tracks not identified yet
     mots = {n: MotWriter(out / f"{n}.txt") for n in names}
     jsonls = {n: JsonlWriter(out / f"{n}.jsonl", r.fps) for n, r in readers.items()}
     vids = {n: AnnotatedVideo(out / f"{n}.mp4", r.fps, (r.width, r.height))
@@ -164,11 +187,22 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                         new.append(key)
             for key, gid in zip(new, manager.assign([tracklets[k] for k in new])):
                 global_of[key] = gid
+                for index, row in waiting.pop(key, ()):  # the frames before it had an id
+                    mots[key[0]].write(index, [{**row, "id": gid}])
             for name in order:
                 frame = batch[name]
-                rows = [{"id": global_of[(name, t.track_id)], "box": t.box.tolist(),
-                         "score": t.score} for t in seen[name]
-                        if (name, t.track_id) in global_of]
+                rows = []
+                for t in seen[name]:
+                    key = (name, t.track_id)
+                    row = {"id": global_of.get(key), "box": t.box.tolist(), "score": t.score}
+                    if row["id"] is None:
+                        waiting.setdefault(key, deque(maxlen=WAIT_ROWS)).append(
+                            (frame.index, row))
+                    else:
+                        rows.append(row)
+                alive = {t.track_id for t in trackers[name].tracks}
+                for key in [k for k in waiting if k[0] == name and k[1] not in alive]:
+                    del waiting[key]  # a track that ended before it was identified
                 mots[name].write(frame.index, rows)
                 jsonls[name].write(frame.index, rows, frame.time)
                 if vids:
@@ -191,17 +225,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
         for sink in [*mots.values(), *jsonls.values(), *vids.values()]:
             sink.close()
     elapsed = time.monotonic() - clock_zero
-    identities = [{"global_id": global_of[k], "camera": k[0], "local_id": k[1],
-                   "first_s": round(t.start, 3), "last_s": round(t.end, 3), "frames": t.frames}
-                  for k, t in tracklets.items() if k in global_of]
-    identities.sort(key=lambda r: (r["global_id"], r["first_s"]))
-    write_json_atomic(out / "identities.json", identities)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["global_id", "camera", "local_id", "first_s",
-                                             "last_s", "frames"])
-    writer.writeheader()
-    writer.writerows(identities)
-    write_text_atomic(out / "identities.csv", buf.getvalue())
+    identities = write_identities(out, tracklets, global_of)
     if crops is not None:
         crops.write(out / "sheets")
     people = {r["global_id"] for r in identities}

@@ -41,6 +41,9 @@ class TrackerConfig:
     iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
     max_appearance: float = 0.5   # cosine distance above which appearance gives no support
     reactivate_appearance: float = 0.3  # a lost track may jump its motion gate below this
+    # A confirmed track (seen last frame) gets appearance help only for boxes it overlaps
+    # this much; only a lost track may be found by appearance away from its box.
+    appearance_iou: float = 0.1
     motion_iou: float = 0.2       # first association without appearance support: minimum IoU
     low_iou: float = 0.5          # second association (low-score boxes): minimum IoU
     tentative_iou: float = 0.3    # third association (tentative tracks): minimum IoU
@@ -140,6 +143,8 @@ class Tracker:
             if t.memory and known.any():
                 app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
                 similar = known & (app <= cfg.max_appearance)
+                if t.state == CONFIRMED:  # only a lost track may be found away from its box
+                    similar &= iou_d <= 1 - cfg.appearance_iou
                 row = np.where(similar, cfg.iou_weight * iou_d + (1 - cfg.iou_weight) * app,
                                motion_only)
                 rescue = known & (app <= cfg.reactivate_appearance) & (t.state == LOST)
