@@ -31,6 +31,8 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results/streams.json")
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("overrides", nargs="*", help="key=value over the tracking config, e.g. "
+                    "detector.weights=.../yolo11n_int8_openvino_model detector.imgsz=640")
     args = ap.parse_args()
     import torch
 
@@ -42,7 +44,7 @@ def main() -> int:
     from tracking.multicam_pipeline import track_cameras
 
     torch.set_num_threads(os.cpu_count() or 2)
-    cfg = load_tracking_config()
+    cfg = load_tracking_config(None, args.overrides)
     d = cfg["detector"]
     detector = Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"], iou=d["iou"])
     extractor = FeatureExtractor(device="cpu")
@@ -77,7 +79,8 @@ def main() -> int:
                 for r in results if r["size"] == size}
         print(f"{size}: batching 4 cameras is {rows[(4, True, 1)] / rows[(4, False, 1)]:.2f}x "
               "one at a time")
-    write_results(args.out, {"command": "python bench/streams.py", "steps": args.steps,
+    write_results(args.out, {"command": " ".join(["python bench/streams.py", *args.overrides]),
+                             "detector": d["weights"], "steps": args.steps,
                              "cpu_threads": torch.get_num_threads(), "rows": results})
     return 0
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -58,10 +59,14 @@ class Detector:
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         out = []
+        threads = torch.get_num_threads()
         for s in range(0, len(frames), self.batch):
             results = self.model.predict(frames[s:s + self.batch], imgsz=self.imgsz,
                                          conf=self.conf, iou=self.iou, classes=[0],
                                          device=self.device, verbose=False)
+            # ultralytics' device set-up caps torch at cpu_count - 1 threads (one thread on
+            # a 2-core machine), which would also slow re-ID: give the threads back
+            torch.set_num_threads(threads)
             for r in results:
                 b = r.boxes
                 out.append(np.concatenate([b.xyxy.cpu().numpy(), b.conf.cpu().numpy()[:, None]],

@@ -77,8 +77,10 @@ def offline_steps(readers: dict[str, CameraReader]) -> Iterator[dict[str, Frame]
         for name in batch:
             nxt = readers[name].get()
             if nxt is None:
-                log.info("camera %s: file ended after %d frames", name, batch[name].index)
                 del pending[name]
+                (log.warning if pending else log.info)(
+                    "camera %s: file ended after %d frames%s", name, batch[name].index,
+                    "; the other cameras go on" if pending else "")
             else:
                 pending[name] = nxt
 
