@@ -142,10 +142,12 @@ class GlobalIdentities:
 
     def assign(self, tracklets: list[Tracklet]) -> list[int]:
         """Global id for each tracklet. Tracklets given together may join one identity
-        (one person entering two overlapping views at once) when the constraints allow it:
-        unmatched ones open a new identity one at a time and the rest are matched again."""
+        (one person entering two overlapping views at once) when the constraints allow it,
+        but never two from the same camera: unmatched ones open a new identity one at a
+        time and the rest are matched again."""
         out = [0] * len(tracklets)
         todo = list(range(len(tracklets)))
+        cameras_now: dict[int, set] = {}  # identity index -> cameras it got in this call
         while todo:
             cost = np.full((len(todo), len(self.identities)), np.inf)
             if self.identities:
@@ -153,17 +155,16 @@ class GlobalIdentities:
                 for j, ident in enumerate(self.identities):
                     dist = (1 - feats @ np.stack(ident.bank).T).min(1)
                     for r, i in enumerate(todo):
-                        cost[r, j] = self._cost(ident, tracklets[i], dist[r])
+                        if tracklets[i].camera not in cameras_now.get(j, ()):
+                            cost[r, j] = self._cost(ident, tracklets[i], dist[r])
             matches, unmatched, _ = assign(cost, self.cfg.max_distance)
+            if not matches:  # open one new identity, then match the rest again
+                self.identities.append(Identity(len(self.identities) + 1))
+                matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
             for r, j in matches:
                 out[todo[r]] = self._add(self.identities[j], tracklets[todo[r]])
-            if not unmatched:
-                break
-            first = todo[unmatched[0]]
-            ident = Identity(len(self.identities) + 1)
-            self.identities.append(ident)
-            out[first] = self._add(ident, tracklets[first])
-            todo = [todo[r] for r in unmatched[1:]]
+                cameras_now.setdefault(j, set()).add(tracklets[todo[r]].camera)
+            todo = [todo[r] for r in unmatched]
         return out
 
     def _add(self, ident: Identity, t: Tracklet) -> int:

@@ -74,15 +74,18 @@ def offline_steps(readers: dict[str, CameraReader]) -> Iterator[dict[str, Frame]
         now = min(f.time for f in pending.values())
         batch = {n: f for n, f in pending.items() if f.time <= now + tol}
         yield batch
+        ended = []
         for name in batch:
             nxt = readers[name].get()
             if nxt is None:
+                ended.append(name)
                 del pending[name]
-                (log.warning if pending else log.info)(
-                    "camera %s: file ended after %d frames%s", name, batch[name].index,
-                    "; the other cameras go on" if pending else "")
             else:
                 pending[name] = nxt
+        for name in ended:
+            (log.warning if pending else log.info)(
+                "camera %s: file ended after %d frames%s", name, batch[name].index,
+                "; the other cameras go on" if pending else "")
 
 
 def live_steps(readers: dict[str, CameraReader], until: float) -> Iterator[dict[str, Frame]]:
