@@ -5,8 +5,9 @@ gstreamer1.0-plugins-{base,good,bad}):
 
     /usr/bin/python3 tests/rtsp_server.py --port 8554 cam0=clip.mp4 [cam1=other.mp4 ...]
 
-Each H.264 mp4 is served in real time at rtsp://127.0.0.1:PORT/NAME, looping, to any number
-of clients. It prints "ready" once listening.
+Each H.264 mp4 is served in real time at rtsp://127.0.0.1:PORT/NAME, once (no looping),
+shared by all clients. It prints "ready" once listening. Served files must be
+single-slice H.264, or the first key frame arrives damaged.
 """
 
 import argparse
