@@ -135,3 +135,20 @@ def test_openvino_int8_detector_finds_people():
     assert len(boxes) == 2 and len(boxes[0]) >= 3  # TUD-Campus opens on several people
     assert np.allclose(boxes[0], boxes[1])
     assert (boxes[0][:, 4] >= 0.3).all()
+
+
+def test_detector_leaves_torch_threads_alone():
+    """ultralytics' device set-up caps torch at cpu_count - 1 threads; the detector must
+    give them back, or re-ID and the next detections run on one thread of two."""
+    import torch
+
+    from tracking.detector import Detector
+
+    weights = need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Detector(weights)([np.zeros((288, 360, 3), np.uint8)])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
