@@ -53,9 +53,9 @@ def split_gt(gt: np.ndarray, view: str, keep: float = 0.3) -> np.ndarray:
     x1, x2 = gt[:, 2], gt[:, 2] + gt[:, 4]
     lo, hi = (0, HALF) if view == "left" else (HALF, 2 * HALF)
     c1, c2 = np.clip(x1, lo, hi), np.clip(x2, lo, hi)
-    rows = gt[(c2 - c1) >= keep * gt[:, 4]].copy()
-    c1, c2 = c1[(c2 - c1) >= keep * gt[:, 4]], c2[(c2 - c1) >= keep * gt[:, 4]]
-    rows[:, 2], rows[:, 4] = c1 - lo, c2 - c1
+    inside = (c2 - c1) >= keep * gt[:, 4]
+    rows = gt[inside].copy()
+    rows[:, 2], rows[:, 4] = c1[inside] - lo, (c2 - c1)[inside]
     return rows
 
 

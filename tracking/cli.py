@@ -16,6 +16,7 @@ from pathlib import Path
 from tracking.config import (
     UsageError,
     cameras_from,
+    detector_stride,
     identity_config,
     load_tracking_config,
     tracker_config,
@@ -61,7 +62,7 @@ def cmd_run(args) -> int:
     for source in sources:
         stats = track_video(source, args.output, detector, extractor, tracker_config(cfg),
                             video=not args.no_video, batch=d["batch"],
-                            max_frames=args.max_frames, stride=stride(cfg))
+                            max_frames=args.max_frames, stride=detector_stride(cfg))
         share = {k: f"{100 * v / max(sum(stats.seconds.values()), 1e-9):.0f}%"
                  for k, v in stats.seconds.items()}
         print(f"{Path(source).name}: {stats.frames} frames, {stats.tracks} tracks, "
@@ -86,7 +87,7 @@ def run_cameras(args, cfg, cameras, detector, extractor) -> int:
     stats = track_cameras(cameras, args.output, detector, extractor, tracker_config(cfg),
                           identity, video=not args.no_video, max_steps=args.max_frames,
                           duration_s=args.duration, min_crops=min_crops,
-                          stride=stride(cfg))
+                          stride=detector_stride(cfg))
     print(f"{len(cameras)} cameras, {stats['steps']} steps in {stats['seconds']:.0f} s: "
           f"{stats['identities']} people, {stats['seen_in_several_cameras']} seen in several "
           "cameras")
@@ -96,13 +97,6 @@ def run_cameras(args, cfg, cameras, detector, extractor) -> int:
     print(f"outputs: {args.output} (<camera>.txt/.mp4 with global ids, identities.json/.csv, "
           "sheets/)")
     return 0
-
-
-def stride(cfg: dict) -> int:
-    value = cfg["detector"]["stride"]
-    if not isinstance(value, int) or value < 1:
-        raise UsageError(f"detector.stride={value!r} must be a whole number >= 1")
-    return value
 
 
 def cmd_eval(args) -> int:

@@ -158,6 +158,13 @@ def identity_config(cfg: dict, names: list[str]) -> tuple[IdentityConfig, int]:
     return IdentityConfig(overlapping=overlapping, transit=transit, **section), min_crops
 
 
+def detector_stride(cfg: dict) -> int:
+    value = cfg["detector"]["stride"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UsageError(f"detector.stride={value!r} must be a whole number >= 1")
+    return value
+
+
 def tracker_config(cfg: dict) -> TrackerConfig:
     """The ``tracker:`` section as a TrackerConfig, each value coerced to its field's type
     (YAML reads ``1e9`` as a string and ``1`` as an int)."""

@@ -33,7 +33,7 @@ class Tracklet:
     track_id: int
     start: float | None          # seconds; None when the time is unknown (no time checks)
     end: float | None
-    embedding: np.ndarray        # unit vector
+    embedding: np.ndarray | None  # unit vector; None until the track has enough crops
     frames: int = 1
     ground: dict = field(default_factory=dict)  # {time bin: (x, y)} on the ground plane
 
@@ -43,6 +43,13 @@ class Tracklet:
         self.ground[round(time / GROUND_BIN_S)] = point
         if len(self.ground) > keep:
             del self.ground[next(iter(self.ground))]
+
+    def close(self) -> None:
+        """The track ended: only its last position still matters (continuations), so a
+        long live run does not keep every ended tracklet's trajectory."""
+        if self.ground:
+            last = next(reversed(self.ground))
+            self.ground = {last: self.ground[last]}
 
 
 @dataclass

@@ -140,6 +140,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
     tracklets: dict[tuple[str, int], Tracklet] = {}
     global_of: dict[tuple[str, int], int] = {}
     waiting: dict[tuple[str, int], deque] = {}  # rows of tracks not identified yet
+    open_keys: set[tuple[str, int]] = set()     # tracklets whose track is still alive
     mots = {n: MotWriter(out / f"{n}.txt") for n in names}
     jsonls = {n: JsonlWriter(out / f"{n}.jsonl", r.fps) for n, r in readers.items()}
     vids = {n: AnnotatedVideo(out / f"{n}.mp4", r.fps, (r.width, r.height))
@@ -182,6 +183,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                     if tl is None:
                         tl = tracklets[key] = Tracklet(name, t.track_id, frame.time,
                                                        frame.time, None, 0)
+                        open_keys.add(key)
                     tl.end = frame.time
                     tl.frames += 1
                     point = cams[name].ground(t.box)
@@ -206,8 +208,14 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                     else:
                         rows.append(row)
                 alive = {t.track_id for t in trackers[name].tracks}
-                for key in [k for k in waiting if k[0] == name and k[1] not in alive]:
-                    del waiting[key]  # a track that ended before it was identified
+                for key in [k for k in open_keys if k[0] == name and k[1] not in alive]:
+                    # the track ended: keep what identities need, free the rest
+                    open_keys.discard(key)
+                    waiting.pop(key, None)
+                    if key in global_of:
+                        tracklets[key].close()
+                    else:
+                        del tracklets[key]
                 mots[name].write(frame.index, rows)
                 jsonls[name].write(frame.index, rows, frame.time)
                 if vids:
