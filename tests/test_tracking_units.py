@@ -139,3 +139,39 @@ def test_max_lost_is_respected(two_people):
         tr.update(np.zeros((0, 5)), frame)
     out = tr.update(np.array([[*box(100, 100), 0.9]]), frame)
     assert [t.track_id for t in out] == [2]
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_lost_track_keeps_walking(keep):
+    """Hidden for 6 frames, a walker reappears where their pace takes them (42 px past the
+    last box, no overlap with it): found again only if the lost track keeps its velocity."""
+    tr = Tracker(TrackerConfig(min_hits=1, lost_keeps_velocity=keep))
+    for f in range(10):
+        tr.update(np.array([[*box(100 + 6 * f, 100), 0.9]]))
+    for _ in range(6):
+        tr.update(np.zeros((0, 5)))
+    out = tr.update(np.array([[*box(100 + 6 * 16, 100), 0.9]]))
+    assert [t.track_id for t in out] == ([1] if keep else [2])
+
+
+@pytest.mark.parametrize("sure_cost", [0.3, 1.0])
+def test_sure_continuation_beats_a_lost_lookalike(sure_cost):
+    """Everyone looks alike (same embedding). A stands at x=100; B, lost last frame, stood at
+    x=115. Boxes appear at x=113 (A's continuation, IoU 0.5; B's old place) and x=76. One
+    joint round gives A's id to x=76 and B's to x=113 (cheaper in sum); the sure round first
+    lets A keep its continuation."""
+    unit = np.eye(8, dtype=np.float32)[0]
+    cfg = TrackerConfig(min_hits=1, selective_reid=False, memory_overlap=1.0,
+                        sure_cost=sure_cost)
+    tr = Tracker(cfg, lambda _frame, boxes: np.stack([unit] * len(boxes)))
+    frame = np.zeros((10, 10, 3), np.uint8)
+    for _ in range(5):
+        tr.update(np.array([[*box(100, 100), 0.9], [*box(115, 100), 0.9]]), frame)
+    ids = {round(float(t.box[0])): t.track_id for t in tr.tracks}
+    tr.update(np.array([[*box(100, 100), 0.9]]), frame)  # B is hidden
+    out = tr.update(np.array([[*box(113.3, 100), 0.9], [*box(76, 100), 0.9]]), frame)
+    at = {round(float(t.box[0]) / 10): t.track_id for t in out}
+    if sure_cost < cfg.match_cost:
+        assert at[11] == ids[100]
+    else:
+        assert at[11] == ids[115] and at[8] == ids[100]

@@ -50,9 +50,12 @@ class BoxKalman:
         self.kf.R = np.diag((self.std_pos * self._scale()) ** 2)
         self.kf.update(xyxy_to_xywh(box_xyxy).reshape(4, 1))
 
-    def mark_still(self) -> None:
-        """Stop the drift of a lost track's box: keep its place, forget its speed."""
-        self.kf.x[4:] = 0
+    def stop(self, keep_velocity: bool = True) -> None:
+        """For a lost track: freeze the box size (an occluded person's box shrinks, and
+        extrapolating that would shrink it to nothing); keep or forget the walking speed."""
+        self.kf.x[6:] = 0
+        if not keep_velocity:
+            self.kf.x[4:6] = 0
 
     @property
     def box(self) -> np.ndarray:

@@ -3,11 +3,16 @@
 Per frame (ByteTrack's two stages, with appearance in the first):
 1. predict every track;
 2. confident detections vs confirmed and lost tracks: cost mixes IoU and the cosine distance
-   to the track's appearance memory, gated by Mahalanobis distance and by appearance;
+   to the track's appearance memory, gated by Mahalanobis distance and by appearance. Tracks
+   seen last frame first keep the boxes they continue beyond doubt (``sure_cost``); then every
+   track left, lost ones included, competes for the rest, so a lost track whose appearance is
+   roughly right cannot take a box from the person walking in front of it;
 3. remaining tracks seen last frame vs low-score detections, by IoU alone;
 4. tentative tracks vs remaining confident detections, by IoU;
 5. unmatched confident detections start tentative tracks; tracks lost for longer than
-   ``max_lost`` frames are dropped, earlier ones can be re-activated in step 2.
+   ``max_lost`` frames are dropped, earlier ones can be re-activated in step 2. A lost track
+   keeps walking at its last velocity (its size frozen), so after an occlusion it is found
+   where the person reappears, not where they disappeared.
 
 Appearance memory is a bounded set of embeddings from clean, confident detections: the
 distance is to the closest of them, so one bad crop never drags the identity away.
@@ -40,7 +45,11 @@ class TrackerConfig:
     match_cost: float = 0.75      # first association: highest acceptable mixed cost
     iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
     max_appearance: float = 0.5   # cosine distance above which appearance gives no support
-    reactivate_appearance: float = 0.3  # a lost track may jump its motion gate below this
+    # A lost track may be found away from its box (or beyond the motion gate) only with a
+    # cosine distance below this: a near-certain appearance match.
+    reactivate_appearance: float = 0.25
+    sure_cost: float = 0.3        # step 2's first round (>= match_cost: one round only)
+    lost_keeps_velocity: bool = True  # False: a lost track stands still where it was lost
     # A confirmed track (seen last frame) gets appearance help only for boxes it overlaps
     # this much; only a lost track may be found by appearance away from its box.
     appearance_iou: float = 0.1
@@ -143,8 +152,11 @@ class Tracker:
             if t.memory and known.any():
                 app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
                 similar = known & (app <= cfg.max_appearance)
+                near = iou_d <= 1 - cfg.appearance_iou
                 if t.state == CONFIRMED:  # only a lost track may be found away from its box
-                    similar &= iou_d <= 1 - cfg.appearance_iou
+                    similar &= near
+                else:
+                    similar &= near | (app <= cfg.reactivate_appearance)
                 row = np.where(similar, cfg.iou_weight * iou_d + (1 - cfg.iou_weight) * app,
                                motion_only)
                 rescue = known & (app <= cfg.reactivate_appearance) & (t.state == LOST)
@@ -153,6 +165,26 @@ class Tracker:
                 row = np.where(gate, np.inf, motion_only)
             cost[r] = row
         return cost
+
+    def _first_association(self, pool: list[Track], dets: np.ndarray,
+                           feats: np.ndarray | None) -> list[tuple[int, int]]:
+        """Step 2 in two rounds: sure continuations of tracks seen last frame, then every
+        track left against every box left."""
+        cfg = self.cfg
+        matches: list[tuple[int, int]] = []
+        active = [r for r, t in enumerate(pool) if t.state == CONFIRMED]
+        if active and len(dets) and cfg.sure_cost < cfg.match_cost:
+            sure, _, _ = assign(self._mixed_cost([pool[r] for r in active], dets, feats),
+                                cfg.sure_cost)
+            matches = [(active[r], c) for r, c in sure]
+        rows = [r for r in range(len(pool)) if r not in {m[0] for m in matches}]
+        cols = [c for c in range(len(dets)) if c not in {m[1] for m in matches}]
+        if rows and cols:
+            rest, _, _ = assign(self._mixed_cost([pool[r] for r in rows], dets[cols],
+                                                 feats[cols] if feats is not None else None),
+                                cfg.match_cost)
+            matches += [(rows[r], cols[c]) for r, c in rest]
+        return matches
 
     def _update_track(self, t: Track, det_index: int, dets: np.ndarray,
                       feats: np.ndarray | None) -> None:
@@ -199,9 +231,9 @@ class Tracker:
 
         pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
         feats = self._embed(image, high, [t for t in pool if t.state == CONFIRMED])
-        matches, um_tracks, um_dets = (assign(self._mixed_cost(pool, high, feats),
-                                              cfg.match_cost) if pool
-                                       else ([], [], list(range(len(high)))))
+        matches = self._first_association(pool, high, feats)
+        um_tracks = sorted(set(range(len(pool))) - {r for r, _ in matches})
+        um_dets = sorted(set(range(len(high))) - {c for _, c in matches})
         for r, c in matches:
             self._update_track(pool[r], c, high, feats)
 
@@ -227,7 +259,7 @@ class Tracker:
         for t in self.tracks:
             if t.state == CONFIRMED and t.last_seen < self.frame:
                 t.state = LOST
-                t.kalman.mark_still()
+                t.kalman.stop(keep_velocity=cfg.lost_keeps_velocity)
         self.tracks = [t for t in self.tracks if id(t) not in dead
                        and self.frame - t.last_seen <= cfg.max_lost]
 
