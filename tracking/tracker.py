@@ -171,18 +171,18 @@ class Tracker:
         """Step 2 in two rounds: sure continuations of tracks seen last frame, then every
         track left against every box left."""
         cfg = self.cfg
+        if not pool or not len(dets):
+            return []
+        cost = self._mixed_cost(pool, dets, feats)
         matches: list[tuple[int, int]] = []
         active = [r for r, t in enumerate(pool) if t.state == CONFIRMED]
-        if active and len(dets) and cfg.sure_cost < cfg.match_cost:
-            sure, _, _ = assign(self._mixed_cost([pool[r] for r in active], dets, feats),
-                                cfg.sure_cost)
+        if active and cfg.sure_cost < cfg.match_cost:
+            sure, _, _ = assign(cost[active], cfg.sure_cost)
             matches = [(active[r], c) for r, c in sure]
         rows = [r for r in range(len(pool)) if r not in {m[0] for m in matches}]
         cols = [c for c in range(len(dets)) if c not in {m[1] for m in matches}]
         if rows and cols:
-            rest, _, _ = assign(self._mixed_cost([pool[r] for r in rows], dets[cols],
-                                                 feats[cols] if feats is not None else None),
-                                cfg.match_cost)
+            rest, _, _ = assign(cost[np.ix_(rows, cols)], cfg.match_cost)
             matches += [(rows[r], cols[c]) for r, c in rest]
         return matches
 
