@@ -5,7 +5,10 @@
 Per sequence (MOTChallenge layout under $MCREID_SHARED/data/video): decode every frame,
 detect once (yolov8n from shared/, conf 0.05, imgsz 640), then run each tracker on exactly
 those detections and score it with TrackEval (MOT15 rules). Peers: ultralytics' ByteTrack
-and BoT-SORT (ReID on, fed MSMT17 OSNet x0.25 embeddings of every detection).
+and BoT-SORT (ReID on, fed MSMT17 OSNet x0.25 embeddings of every detection), and BoxMOT's
+when installed. "mcreid" scores the rows `track run` writes (a re-found track's missed
+frames filled in late); "mcreid-online" only what the tracker reports in each frame, as the
+peers do.
 FPS: "tracker" counts association (+ re-ID for trackers that embed inside the loop);
 "end to end" adds decoding, detection and any embedding done outside the tracker.
 """
@@ -110,7 +113,8 @@ def run_boxmot(name: str, frames, dets, reid_weights: Path) -> tuple[list, float
 
 
 def run_ours(frames, dets, extractor, config) -> tuple[list, float, int]:
-    from tracking.pipeline import crop_embedder
+    """Rows as `track run` writes them to MOT files, gap rows of re-found tracks included."""
+    from tracking.pipeline import crop_embedder, gap_rows
     from tracking.tracker import Tracker
 
     tracker = Tracker(config, crop_embedder(extractor) if extractor else None)
@@ -118,6 +122,7 @@ def run_ours(frames, dets, extractor, config) -> tuple[list, float, int]:
     for i, (frame, d) in enumerate(zip(frames, dets), start=1):
         for t in tracker.update(d, frame):
             rows.append((i, t.track_id, *t.box.tolist(), t.score))
+            rows += [(j, r["id"], *r["box"], r["score"]) for j, r in gap_rows(t, i, t.track_id)]
     return rows, time.perf_counter() - start, tracker.crops_embedded
 
 
@@ -134,7 +139,8 @@ def main() -> int:
     ap.add_argument("--cache", default="runs/bench_cache")
     ap.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     ap.add_argument("--trackers", nargs="+",
-                    default=["mcreid", "mcreid-allreid", "mcreid-noreid", "ultralytics-bytetrack",
+                    default=["mcreid", "mcreid-online", "mcreid-allreid", "mcreid-noreid",
+                             "ultralytics-bytetrack",
                              "ultralytics-botsort-reid"])
     ap.add_argument("overrides", nargs="*", help="our tracker's settings, e.g. tracker.max_lost=90")
     args = ap.parse_args()
@@ -186,6 +192,8 @@ def main() -> int:
                 cfg = base_cfg
                 if name == "mcreid-allreid":
                     cfg = type(base_cfg)(**{**vars(base_cfg), "selective_reid": False})
+                if name == "mcreid-online":  # only what the tracker reports in each frame
+                    cfg = type(base_cfg)(**{**vars(base_cfg), "fill_gaps": False})
                 rows, t_track, crops = run_ours(frames, dets,
                                                 None if name == "mcreid-noreid"
                                                 else ours_extractor, cfg)

@@ -23,7 +23,7 @@ def tud_campus_run(tmp_path_factory):
     video = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")
     need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
     out = tmp_path_factory.mktemp("track")
-    p = run_track("run", "--source", str(video), "--output", str(out))
+    p = run_track("run", "--source", str(video), "--output", str(out), "--gallery")
     assert p.returncode == 0, p.stderr[-3000:]
     return out, p.stdout
 
@@ -34,6 +34,8 @@ def test_run_writes_three_outputs(tud_campus_run):
     mot = np.loadtxt(out / "TUD-Campus.txt", delimiter=",")
     assert mot.shape[1] == 10 and mot[:, 0].min() >= 1 and mot[:, 0].max() <= 71
     assert (mot[:, 4] > 0).all() and (mot[:, 5] > 0).all()
+    assert (np.diff(mot[:, 0]) >= 0).all()  # late rows (re-found tracks' gaps) sorted in
+    assert len({(f, i) for f, i in mot[:, :2]}) == len(mot)  # one box per id and frame
     lines = (out / "TUD-Campus.jsonl").read_text().splitlines()
     assert len(lines) == 71 and json.loads(lines[0])["frame"] == 1
     import cv2
@@ -41,6 +43,10 @@ def test_run_writes_three_outputs(tud_campus_run):
     cap = cv2.VideoCapture(str(out / "TUD-Campus.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 71
     assert not list(out.glob(".*part*"))  # no temp file left behind
+    ids = {t["id"] for line in lines for t in json.loads(line)["tracks"]}
+    sheets = sorted(out.glob("TUD-Campus_gallery/id_*.png"))
+    assert {int(p.stem[3:]) for p in sheets} == ids
+    assert cv2.imread(str(sheets[0])).shape[0] > 100  # a row of 64x128 crops
 
 
 def test_eval_scores_real_ground_truth(tud_campus_run, tmp_path):

@@ -175,3 +175,23 @@ def test_sure_continuation_beats_a_lost_lookalike(sure_cost):
         assert at[11] == ids[100]
     else:
         assert at[11] == ids[115] and at[8] == ids[100]
+
+
+def test_refound_track_reports_its_missed_frames():
+    """Lost for 3 frames, found again: the 3 missed boxes lie evenly between the last box
+    seen and the new one; only in that frame, and not at all with fill_gaps off."""
+    for fill in (True, False):
+        tr = Tracker(TrackerConfig(min_hits=1, fill_gaps=fill))
+        tr.update(np.array([[*box(100, 100), 0.9]]))
+        tr.update(np.array([[*box(100, 100), 0.9]]))
+        for _ in range(3):
+            tr.update(np.zeros((0, 5)))
+        (t,) = tr.update(np.array([[*box(108, 100), 0.9]]))
+        found = t.box[0]
+        xs = [float(b[0]) for b in t.gap]
+        if fill:
+            assert xs == pytest.approx([100 + (found - 100) * k / 4 for k in (1, 2, 3)], abs=0.5)
+        else:
+            assert xs == []
+        (t,) = tr.update(np.array([[*box(109, 100), 0.9]]))
+        assert t.gap == []

@@ -62,7 +62,8 @@ def cmd_run(args) -> int:
     for source in sources:
         stats = track_video(source, args.output, detector, extractor, tracker_config(cfg),
                             video=not args.no_video, batch=d["batch"],
-                            max_frames=args.max_frames, stride=detector_stride(cfg))
+                            max_frames=args.max_frames, stride=detector_stride(cfg),
+                            gallery=args.gallery)
         share = {k: f"{100 * v / max(sum(stats.seconds.values()), 1e-9):.0f}%"
                  for k, v in stats.seconds.items()}
         print(f"{Path(source).name}: {stats.frames} frames, {stats.tracks} tracks, "
@@ -131,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detector", default=None, help="YOLO weights (overrides the config)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-video", action="store_true", help="skip the annotated mp4")
+    p.add_argument("--gallery", action="store_true", help="video files: also write "
+                   "<stem>_gallery/id_NNNN.png, each track's best crops (camera runs always "
+                   "write sheets/ per global identity)")
     p.add_argument("--max-frames", type=int, default=None,
                    help="stop after this many frames (steps, with several cameras)")
     p.add_argument("--duration", type=float, default=None,

@@ -31,7 +31,7 @@ from tracking.multicam import (
     Tracklet,
     quality_weighted_mean,
 )
-from tracking.pipeline import crop_embedder
+from tracking.pipeline import crop_embedder, gap_rows
 from tracking.sinks import (
     AnnotatedVideo,
     ContactSheets,
@@ -201,12 +201,16 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
                 rows = []
                 for t in seen[name]:
                     key = (name, t.track_id)
-                    row = {"id": global_of.get(key), "box": t.box.tolist(), "score": t.score}
-                    if row["id"] is None:
-                        waiting.setdefault(key, deque(maxlen=WAIT_ROWS)).append(
-                            (frame.index, row))
+                    gid = global_of.get(key)
+                    row = {"id": gid, "box": t.box.tolist(), "score": t.score}
+                    late = gap_rows(t, frame.index, gid)
+                    if gid is None:
+                        waiting.setdefault(key, deque(maxlen=WAIT_ROWS)).extend(
+                            [*late, (frame.index, row)])
                     else:
                         rows.append(row)
+                        for index, gap_row in late:
+                            mots[name].write(index, [gap_row])
                 alive = {t.track_id for t in trackers[name].tracks}
                 for key in [k for k in open_keys if k[0] == name and k[1] not in alive]:
                     # the track ended: keep what identities need, free the rest

@@ -11,9 +11,9 @@ import numpy as np
 from tqdm import tqdm
 
 from tracking.detector import Detector
-from tracking.sinks import AnnotatedVideo, JsonlWriter, MotWriter
+from tracking.sinks import AnnotatedVideo, ContactSheets, JsonlWriter, MotWriter
 from tracking.sources import VideoFile
-from tracking.tracker import Tracker, TrackerConfig
+from tracking.tracker import Track, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ def crop_embedder(extractor):
     return embed
 
 
+def gap_rows(track: Track, index: int, track_id: int) -> list[tuple[int, dict]]:
+    """MOT rows for the frames a re-found track missed (``Track.gap``), as (frame, row)."""
+    first = index - len(track.gap)
+    return [(first + k, {"id": track_id, "box": box.tolist(), "score": track.score})
+            for k, box in enumerate(track.gap)]
+
+
 @dataclass
 class RunStats:
     frames: int = 0
@@ -49,8 +56,10 @@ class RunStats:
 
 def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
                 extractor=None, config: TrackerConfig | None = None, video: bool = True,
-                batch: int = 4, max_frames: int | None = None, stride: int = 1) -> RunStats:
-    """Track one video file; writes <stem>.txt (MOT), <stem>.jsonl and <stem>.mp4.
+                batch: int = 4, max_frames: int | None = None, stride: int = 1,
+                gallery: bool = False) -> RunStats:
+    """Track one video file; writes <stem>.txt (MOT), <stem>.jsonl and <stem>.mp4, and with
+    ``gallery`` <stem>_gallery/id_NNNN.png (each track's best crops, at most one a second).
     With ``stride`` > 1 only every stride-th frame is detected; the tracker coasts between."""
     src = VideoFile(source)
     out = Path(output_dir)
@@ -61,6 +70,7 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
     jsonl = JsonlWriter(out / f"{stem}.jsonl", src.fps)
     vid = AnnotatedVideo(out / f"{stem}.mp4", src.fps, (src.width, src.height)) if video \
         else None
+    sheets = ContactSheets(per_camera=8) if gallery else None
     stats = RunStats()
     total = min(src.num_frames or 0, max_frames or 10 ** 9) or None
     bar = tqdm(total=total, desc=stem, unit="frame", mininterval=2)
@@ -80,9 +90,15 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
                       for t in seen]
             t2 = time.perf_counter()
             mot.write(index, tracks)
+            for t in seen:
+                for gap_index, row in gap_rows(t, index, t.track_id):
+                    mot.write(gap_index, [row])
             jsonl.write(index, tracks)
             if vid:
                 vid.write(index, frame, tracks)
+            if sheets:
+                for t in tracks:
+                    sheets.offer(t["id"], stem, index / src.fps, frame, t["box"], t["score"])
             stats.seconds["track+reid"] += t2 - t1
             stats.seconds["write"] += time.perf_counter() - t2
         stats.frames += len(pending)
@@ -108,6 +124,8 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
     for sink in (mot, jsonl, vid):
         if sink:
             sink.close()
+    if sheets:
+        sheets.write(out / f"{stem}_gallery")
     stats.bad_frames = src.bad_frames
     stats.crops_embedded = tracker.crops_embedded
     stats.tracks = tracker.ids_issued

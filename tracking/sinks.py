@@ -33,7 +33,9 @@ def _part(path: Path) -> Path:
 
 class MotWriter:
     """MOTChallenge text: frame,id,x,y,w,h,conf,-1,-1,-1 (frames 1-based, decode order).
-    Line-buffered, so a run that dies keeps every finished line in the .part file."""
+    Line-buffered, so a run that dies keeps every finished line in the .part file. Rows may
+    be written late (a re-found track's missed frames, a track's rows from before it had a
+    global id); ``close`` sorts the file by frame."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -49,6 +51,9 @@ class MotWriter:
 
     def close(self) -> None:
         self.f.close()
+        lines = self.tmp.read_text().splitlines(keepends=True)
+        lines.sort(key=lambda line: int(line.split(",", 1)[0]))  # stable: same-frame order kept
+        self.tmp.write_text("".join(lines))
         os.replace(self.tmp, self.path)
 
 

@@ -12,7 +12,9 @@ Per frame (ByteTrack's two stages, with appearance in the first):
 5. unmatched confident detections start tentative tracks; tracks lost for longer than
    ``max_lost`` frames are dropped, earlier ones can be re-activated in step 2. A lost track
    keeps walking at its last velocity (its size frozen), so after an occlusion it is found
-   where the person reappears, not where they disappeared.
+   where the person reappears, not where they disappeared. When it is found again, the
+   frames it missed get boxes interpolated between where it was lost and where it is found
+   (``Track.gap``), for outputs that can be written late such as MOT files.
 
 Appearance memory is a bounded set of embeddings from clean, confident detections: the
 distance is to the closest of them, so one bad crop never drags the identity away.
@@ -50,6 +52,7 @@ class TrackerConfig:
     reactivate_appearance: float = 0.25
     sure_cost: float = 0.3        # step 2's first round (>= match_cost: one round only)
     lost_keeps_velocity: bool = True  # False: a lost track stands still where it was lost
+    fill_gaps: bool = True        # a re-found track reports the boxes of the frames it missed
     # A confirmed track (seen last frame) gets appearance help only for boxes it overlaps
     # this much; only a lost track may be found by appearance away from its box.
     appearance_iou: float = 0.1
@@ -74,6 +77,10 @@ class Track:
     last_seen: int = 0
     last_embedded: int = -(10 ** 9)
     memory: deque = field(default_factory=deque)
+    seen_box: np.ndarray | None = None  # the box at ``last_seen``
+    # Set for one frame when a lost track is found again: interpolated boxes of the frames
+    # it missed, oldest first (frames ``frame - len(gap)`` to ``frame - 1``).
+    gap: list = field(default_factory=list)
 
     @property
     def box(self) -> np.ndarray:
@@ -189,6 +196,12 @@ class Tracker:
     def _update_track(self, t: Track, det_index: int, dets: np.ndarray,
                       feats: np.ndarray | None) -> None:
         t.kalman.update(dets[det_index, :4])
+        box = t.kalman.box
+        missed = self.frame - t.last_seen - 1
+        if t.state == LOST and self.cfg.fill_gaps and missed > 0 and t.seen_box is not None:
+            w = np.arange(1, missed + 1)[:, None] / (missed + 1)
+            t.gap = list((1 - w) * t.seen_box + w * box)
+        t.seen_box = box
         t.score = float(dets[det_index, 4])
         t.hits += 1
         t.last_seen = self.frame
@@ -213,9 +226,11 @@ class Tracker:
         miss; the confirmed ones are returned at their predicted boxes."""
         self.frame += 1
         for t in self.tracks:
+            t.gap = []
             t.kalman.predict()
             if t.last_seen == self.frame - 1:
                 t.last_seen = self.frame
+                t.seen_box = t.kalman.box
         return [t for t in self.tracks if t.state == CONFIRMED and t.last_seen == self.frame]
 
     def update(self, dets: np.ndarray, image: np.ndarray | None = None) -> list[Track]:
@@ -225,6 +240,7 @@ class Tracker:
         cfg = self.cfg
         dets = np.asarray(dets, np.float32).reshape(-1, 5)
         for t in self.tracks:
+            t.gap = []
             t.kalman.predict()
         high = dets[dets[:, 4] >= cfg.high_score]
         low = dets[(dets[:, 4] >= cfg.low_score) & (dets[:, 4] < cfg.high_score)]
@@ -267,7 +283,7 @@ class Tracker:
             if rest[c, 4] < cfg.new_track_score:
                 continue
             t = Track(0, BoxKalman(rest[c, :4]), float(rest[c, 4]), self.frame,
-                      last_seen=self.frame)
+                      last_seen=self.frame, seen_box=rest[c, :4].astype(float))
             if self.frame == 1 or cfg.min_hits <= 1:
                 self._confirm(t)
             self._remember(t, c, rest, rest_feats)
