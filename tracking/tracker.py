@@ -186,8 +186,9 @@ class Tracker:
         if active and cfg.sure_cost < cfg.match_cost:
             sure, _, _ = assign(cost[active], cfg.sure_cost)
             matches = [(active[r], c) for r, c in sure]
-        rows = [r for r in range(len(pool)) if r not in {m[0] for m in matches}]
-        cols = [c for c in range(len(dets)) if c not in {m[1] for m in matches}]
+        taken_rows, taken_cols = {r for r, _ in matches}, {c for _, c in matches}
+        rows = [r for r in range(len(pool)) if r not in taken_rows]
+        cols = [c for c in range(len(dets)) if c not in taken_cols]
         if rows and cols:
             rest, _, _ = assign(cost[np.ix_(rows, cols)], cfg.match_cost)
             matches += [(rows[r], cols[c]) for r, c in rest]
