@@ -28,7 +28,7 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from common import read_frames, write_results  # noqa: E402  (also puts the repo on sys.path)
+from common import read_frames, video_fps, write_results  # noqa: E402  (also puts the repo on sys.path)
 
 from reid.engine.config import shared_dir  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
@@ -112,12 +112,12 @@ def run_boxmot(name: str, frames, dets, reid_weights: Path) -> tuple[list, float
     return rows, time.perf_counter() - start
 
 
-def run_ours(frames, dets, extractor, config) -> tuple[list, float, int]:
+def run_ours(frames, dets, extractor, config, fps: float) -> tuple[list, float, int]:
     """Rows as `track run` writes them to MOT files, gap rows of re-found tracks included."""
     from tracking.pipeline import crop_embedder, gap_rows
     from tracking.tracker import Tracker
 
-    tracker = Tracker(config, crop_embedder(extractor) if extractor else None)
+    tracker = Tracker(config, crop_embedder(extractor) if extractor else None, fps=fps)
     rows, start = [], time.perf_counter()
     for i, (frame, d) in enumerate(zip(frames, dets), start=1):
         for t in tracker.update(d, frame):
@@ -142,7 +142,8 @@ def main() -> int:
                     default=["mcreid", "mcreid-online", "mcreid-allreid", "mcreid-noreid",
                              "ultralytics-bytetrack",
                              "ultralytics-botsort-reid"])
-    ap.add_argument("overrides", nargs="*", help="our tracker's settings, e.g. tracker.max_lost=90")
+    ap.add_argument("overrides", nargs="*",
+                    help="our tracker's settings, e.g. tracker.max_lost_s=4")
     args = ap.parse_args()
     try:  # BoxMOT is an optional, benchmark-only extra: bash bench/install_boxmot.sh
         import boxmot  # noqa: F401
@@ -171,6 +172,7 @@ def main() -> int:
     preds = {name: Path(tempfile.mkdtemp(prefix=f"{name}-")) for name in args.trackers}
     for seq in args.sequences:
         frames, t_decode = read_frames(video_root / seq / SEQUENCES[seq])
+        fps = video_fps(video_root / seq / SEQUENCES[seq])  # as `track run` reads it
         cached = cache / f"{seq}_detections.pkl"
         if cached.is_file():  # detection and peer embeddings are the same for every tracker
             dets, msmt_feats, t_detect, t_msmt = pickle.loads(cached.read_bytes())
@@ -196,7 +198,7 @@ def main() -> int:
                     cfg = type(base_cfg)(**{**vars(base_cfg), "fill_gaps": False})
                 rows, t_track, crops = run_ours(frames, dets,
                                                 None if name == "mcreid-noreid"
-                                                else ours_extractor, cfg)
+                                                else ours_extractor, cfg, fps)
             elif name in BOXMOT:
                 # BoxMOT picks the architecture from a .pt file name: link the shared file
                 link = cache / "osnet_x0_25_msmt17.pt"

@@ -25,14 +25,14 @@ def test_site_config_reads_cameras_and_identity():
     identity, min_crops = identity_config(cfg, ["c0", "c1"])
     assert identity.overlapping == {frozenset(("c0", "c1"))}
     assert identity.ground_gate == 40 and min_crops == 5
-    assert cfg["tracker"]["max_lost"] == 20  # defaults still apply under a site
+    assert cfg["tracker"]["max_lost_s"] == 2.0  # defaults still apply under a site
 
 
 @pytest.mark.parametrize("text, message", [
     ("cameras:\n  - name: a\n    sorce: x.mp4\n", "did you mean 'source'"),
     ("cameras:\n  - {name: a, source: x.mp4}\n  - {name: a, source: y.mp4}\n", "used twice"),
     ("camera:\n  - {name: a, source: x.mp4}\n", "did you mean 'cameras'"),
-    ("tracker:\n  max_lots: 3\n", "did you mean 'max_lost'"),
+    ("tracker:\n  max_lots_s: 3\n", "did you mean 'max_lost_s'"),
     ("cameras:\n  - {name: a, source: x.mp4, homography: [[1, 0], [0, 1]]}\n", "3 x 3"),
     ("cameras:\n  - {name: a}\n", "needs both name: and source:"),
 ])

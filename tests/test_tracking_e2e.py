@@ -105,9 +105,9 @@ def test_bad_inputs_fail_cleanly(tmp_path):
                   "--detector", str(tmp_path / "nope.pt"))
     assert p.returncode == 2 and "nope.pt" in p.stderr
     p = run_track("run", "--source", str(weights), "--output", str(tmp_path),
-                  "tracker.max_lots=3")
-    assert p.returncode == 2 and "unknown key tracker.max_lots" in p.stderr
-    assert "did you mean 'max_lost'" in p.stderr
+                  "tracker.max_lots_s=3")
+    assert p.returncode == 2 and "unknown key tracker.max_lots_s" in p.stderr
+    assert "did you mean 'max_lost_s'" in p.stderr
 
 
 def test_truncated_video_keeps_what_decodes(tmp_path):

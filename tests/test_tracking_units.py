@@ -44,7 +44,7 @@ def test_assign_hand_made_costs():
 
 
 def test_life_cycle_tentative_confirmed_lost_removed():
-    tr = Tracker(TrackerConfig(min_hits=3, max_lost=5))
+    tr = Tracker(TrackerConfig(min_hits=3, max_lost_s=0.2), fps=25)  # 5 frames
     tr.update(np.zeros((0, 5)))  # frame 1 empty, so new tracks start tentative
     out = tr.update(np.array([[*box(100, 100), 0.9]]))
     assert out == [] and tr.tracks[0].state == TENTATIVE and tr.tracks[0].track_id == 0
@@ -111,7 +111,8 @@ def test_reactivation_after_gap_by_appearance(two_people):
             out.append(f[step["i"] % 4])
         return np.stack(out)
 
-    tr = Tracker(TrackerConfig(min_hits=1, max_lost=40, selective_reid=False), embed)
+    tr = Tracker(TrackerConfig(min_hits=1, max_lost_s=1.6, selective_reid=False), embed,
+                 fps=25)
     frame = np.zeros((10, 10, 3), np.uint8)
     for t in range(10):
         step["i"] = t
@@ -126,19 +127,23 @@ def test_reactivation_after_gap_by_appearance(two_people):
     assert tr.ids_issued == 2
 
 
-def test_max_lost_is_respected(two_people):
+@pytest.mark.parametrize("fps, ids", [(10, [2]), (25, [1])])
+def test_max_lost_is_respected_in_seconds(two_people, fps, ids):
+    """Hidden for 10 frames with max_lost_s 0.5: gone at 10 fps (5 frames), kept at 25 fps
+    (12 frames)."""
     feats_a, _ = two_people
 
     def embed(_frame, boxes):
         return np.stack([feats_a[0]] * len(boxes))
 
-    tr = Tracker(TrackerConfig(min_hits=1, max_lost=5, selective_reid=False), embed)
+    tr = Tracker(TrackerConfig(min_hits=1, max_lost_s=0.5, selective_reid=False), embed,
+                 fps=fps)
     frame = np.zeros((10, 10, 3), np.uint8)
     tr.update(np.array([[*box(100, 100), 0.9]]), frame)
     for _ in range(10):
         tr.update(np.zeros((0, 5)), frame)
     out = tr.update(np.array([[*box(100, 100), 0.9]]), frame)
-    assert [t.track_id for t in out] == [2]
+    assert [t.track_id for t in out] == ids
 
 
 @pytest.mark.parametrize("keep", [True, False])

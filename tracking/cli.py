@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop after this many frames (steps, with several cameras)")
     p.add_argument("--duration", type=float, default=None,
                    help="live streams: stop after this many seconds (default: until Ctrl-C)")
-    p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost=90")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost_s=4")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
     e.add_argument("--pred", required=True, help="folder of <SEQ>.txt")
     e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt")

@@ -83,7 +83,7 @@ def load_tracking_config(path: str | None = None, overrides: list[str] = ()) -> 
         section, dot, name = key.strip().partition(".")
         if not sep or not dot:
             raise UsageError(f"override {text!r} must look like section.key=value, "
-                             "e.g. tracker.max_lost=90")
+                             "e.g. tracker.max_lost_s=4")
         _set(cfg, section, name, yaml.safe_load(raw) if raw else None, "override")
     return _expand(cfg)
 

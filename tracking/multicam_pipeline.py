@@ -135,7 +135,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
         raise
     cams = {c.name: c for c in cameras}
     embed = crop_embedder(extractor)
-    trackers = {n: Tracker(tracker_config, embed) for n in names}
+    trackers = {n: Tracker(tracker_config, embed, fps=r.fps) for n, r in readers.items()}
     manager = GlobalIdentities(identity_config)
     tracklets: dict[tuple[str, int], Tracklet] = {}
     global_of: dict[tuple[str, int], int] = {}

@@ -65,7 +65,8 @@ def track_video(source: str | Path, output_dir: str | Path, detector: Detector,
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(source).stem
-    tracker = Tracker(config, crop_embedder(extractor) if extractor is not None else None)
+    tracker = Tracker(config, crop_embedder(extractor) if extractor is not None else None,
+                      fps=src.fps)
     mot = MotWriter(out / f"{stem}.txt")
     jsonl = JsonlWriter(out / f"{stem}.jsonl", src.fps)
     vid = AnnotatedVideo(out / f"{stem}.mp4", src.fps, (src.width, src.height)) if video \

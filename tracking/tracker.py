@@ -10,7 +10,7 @@ Per frame (ByteTrack's two stages, with appearance in the first):
 3. remaining tracks seen last frame vs low-score detections, by IoU alone;
 4. tentative tracks vs remaining confident detections, by IoU;
 5. unmatched confident detections start tentative tracks; tracks lost for longer than
-   ``max_lost`` frames are dropped, earlier ones can be re-activated in step 2. A lost track
+   ``max_lost_s`` seconds are dropped, earlier ones can be re-activated in step 2. A lost track
    keeps walking at its last velocity (its size frozen), so after an occlusion it is found
    where the person reappears, not where they disappeared. When it is found again, the
    frames it missed get boxes interpolated between where it was lost and where it is found
@@ -43,7 +43,9 @@ class TrackerConfig:
     # Squared Mahalanobis distance of the box centre beyond which motion forbids a match.
     # Off by default: on PETS09 / TUD every finite gate we tried (9.2, 100) lost to none.
     gate: float = float("inf")
-    max_lost: int = 20            # frames a lost track can be re-activated (see BENCHMARKS)
+    # Seconds a lost track can be re-activated (in frames at the video's frame rate, so
+    # 25 fps and 7 fps footage keep a hidden person equally long; see BENCHMARKS).
+    max_lost_s: float = 2.0
     match_cost: float = 0.75      # first association: highest acceptable mixed cost
     iou_weight: float = 0.5       # mixed cost = w * (1 - IoU) + (1 - w) * cosine distance
     max_appearance: float = 0.5   # cosine distance above which appearance gives no support
@@ -97,8 +99,10 @@ Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> N
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig | None = None, embedder: Embedder | None = None):
+    def __init__(self, config: TrackerConfig | None = None, embedder: Embedder | None = None,
+                 fps: float = 25.0):
         self.cfg = config or TrackerConfig()
+        self.max_lost = max(1, round(self.cfg.max_lost_s * fps))  # frames
         self.embedder = embedder
         self.tracks: list[Track] = []
         self.frame = 0
@@ -278,7 +282,7 @@ class Tracker:
                 t.state = LOST
                 t.kalman.stop(keep_velocity=cfg.lost_keeps_velocity)
         self.tracks = [t for t in self.tracks if id(t) not in dead
-                       and self.frame - t.last_seen <= cfg.max_lost]
+                       and self.frame - t.last_seen <= self.max_lost]
 
         for c in um_rest:
             if rest[c, 4] < cfg.new_track_score:
