@@ -31,16 +31,6 @@ def read_frames(path: str | Path) -> tuple[list[np.ndarray], float]:
     return frames, time.perf_counter() - start
 
 
-def video_fps(path: str | Path) -> float:
-    """The frame rate the file declares (what `track run` uses), 25 if it declares none."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    cap.release()
-    return fps
-
-
 def write_results(path: str | Path, obj) -> None:
     """The figures as JSON, written atomically."""
     path = Path(path)

@@ -31,14 +31,16 @@ def main() -> int:
                if c.homography is not None]
     placed, speeds = {}, []
     for cam in cameras:
-        fps = VideoFile(cam.source).fps
+        video = VideoFile(cam.source)
+        fps = video.fps
+        video.close()
         rows = np.loadtxt(Path(args.run) / f"{cam.name}.txt", delimiter=",", ndmin=2)
         for frame, gid, x, y, w, h in rows[:, :6]:
             placed[(cam.name, int(frame), int(gid))] = cam.ground([x, y, x + w, y + h])
         for gid in np.unique(rows[:, 1]):
             r = rows[rows[:, 1] == gid]
             r = r[np.argsort(r[:, 0])]
-            pos = np.array([cam.ground([x, y, x + w, y + h]) for x, y, w, h in r[:, 2:6]])
+            pos = np.array([placed[(cam.name, int(f), int(gid))] for f in r[:, 0]])
             step = int(round(fps))
             if len(r) > step:
                 dt = (r[step:, 0] - r[:-step, 0]) / fps

@@ -16,6 +16,7 @@ FPS: "tracker" counts association (+ re-ID for trackers that embed inside the lo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pickle
 import sys
@@ -28,7 +29,7 @@ import numpy as np
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from common import read_frames, video_fps, write_results  # noqa: E402  (also puts the repo on sys.path)
+from common import read_frames, write_results  # noqa: E402  (also puts the repo on sys.path)
 
 from reid.engine.config import shared_dir  # noqa: E402
 from tracking.evaluation import evaluate_mot  # noqa: E402
@@ -127,9 +128,13 @@ def run_ours(frames, dets, extractor, config, fps: float) -> tuple[list, float, 
 
 
 def write_mot(path: Path, rows) -> None:
-    with open(path, "w") as f:
-        for i, tid, x1, y1, x2, y2, s in rows:
-            f.write(f"{i},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.3f},-1,-1,-1\n")
+    """Every tracker's rows through the writer `track run` uses (same format and order)."""
+    from tracking.sinks import MotWriter
+
+    mot = MotWriter(path)
+    for i, tid, x1, y1, x2, y2, s in rows:
+        mot.write(i, [{"id": tid, "box": (x1, y1, x2, y2), "score": s}])
+    mot.close()
 
 
 def main() -> int:
@@ -159,6 +164,7 @@ def main() -> int:
     from tracking.config import load_tracking_config, tracker_config
     from tracking.detector import Detector
     from tracking.pipeline import crop_embedder
+    from tracking.sources import VideoFile
 
     video_root = Path(shared_dir()) / "data" / "video"
     cache = Path(args.cache)
@@ -172,7 +178,9 @@ def main() -> int:
     preds = {name: Path(tempfile.mkdtemp(prefix=f"{name}-")) for name in args.trackers}
     for seq in args.sequences:
         frames, t_decode = read_frames(video_root / seq / SEQUENCES[seq])
-        fps = video_fps(video_root / seq / SEQUENCES[seq])  # as `track run` reads it
+        source = VideoFile(video_root / seq / SEQUENCES[seq])  # its fps, as `track run` reads it
+        fps = source.fps
+        source.close()
         cached = cache / f"{seq}_detections.pkl"
         if cached.is_file():  # detection and peer embeddings are the same for every tracker
             dets, msmt_feats, t_detect, t_msmt = pickle.loads(cached.read_bytes())
@@ -193,9 +201,9 @@ def main() -> int:
             if name.startswith("mcreid"):
                 cfg = base_cfg
                 if name == "mcreid-allreid":
-                    cfg = type(base_cfg)(**{**vars(base_cfg), "selective_reid": False})
+                    cfg = dataclasses.replace(base_cfg, selective_reid=False)
                 if name == "mcreid-online":  # only what the tracker reports in each frame
-                    cfg = type(base_cfg)(**{**vars(base_cfg), "fill_gaps": False})
+                    cfg = dataclasses.replace(base_cfg, fill_gaps=False)
                 rows, t_track, crops = run_ours(frames, dets,
                                                 None if name == "mcreid-noreid"
                                                 else ours_extractor, cfg, fps)

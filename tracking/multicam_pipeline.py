@@ -113,7 +113,7 @@ def track_cameras(cameras: list[Camera], output_dir: str | Path, detector: Detec
 
     A local track gets its global identity once it has ``min_crops`` clean crops in its
     appearance memory (a one-crop tracklet embedding is too noisy to match across cameras);
-    its earlier rows are then added to the MOT file (out of frame order; MOT readers sort),
+    its earlier rows are then added to the MOT file (written late, sorted in on close),
     while the video and JSONL, written as frames go by, show it from then on. With
     ``stride`` > 1 each camera detects every stride-th frame and the trackers coast between.
     Ctrl-C ends a live run cleanly, outputs complete."""

@@ -79,7 +79,7 @@ class Track:
     last_seen: int = 0
     last_embedded: int = -(10 ** 9)
     memory: deque = field(default_factory=deque)
-    seen_box: np.ndarray | None = None  # the box at ``last_seen``
+    seen_box: np.ndarray | None = None  # the box at ``last_seen`` (set from creation on)
     # Set for one frame when a lost track is found again: interpolated boxes of the frames
     # it missed, oldest first (frames ``frame - len(gap)`` to ``frame - 1``).
     gap: list = field(default_factory=list)
@@ -164,26 +164,26 @@ class Tracker:
                 app = t.appearance_distance(np.nan_to_num(feats, nan=0.0))
                 similar = known & (app <= cfg.max_appearance)
                 near = iou_d <= 1 - cfg.appearance_iou
-                if t.state == CONFIRMED:  # only a lost track may be found away from its box
-                    similar &= near
-                else:
-                    similar &= near | (app <= cfg.reactivate_appearance)
+                # only a lost track may be found away from its box, on a near-certain match
+                certain = (known & (app <= cfg.reactivate_appearance) if t.state == LOST
+                           else np.zeros(len(dets), bool))
+                similar &= near | certain
                 row = np.where(similar, cfg.iou_weight * iou_d + (1 - cfg.iou_weight) * app,
                                motion_only)
-                rescue = known & (app <= cfg.reactivate_appearance) & (t.state == LOST)
-                row = np.where(gate & rescue, app, np.where(gate, np.inf, row))
+                row = np.where(gate & certain, app, np.where(gate, np.inf, row))
             else:
                 row = np.where(gate, np.inf, motion_only)
             cost[r] = row
         return cost
 
     def _first_association(self, pool: list[Track], dets: np.ndarray,
-                           feats: np.ndarray | None) -> list[tuple[int, int]]:
+                           feats: np.ndarray | None
+                           ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         """Step 2 in two rounds: sure continuations of tracks seen last frame, then every
-        track left against every box left."""
+        track left against every box left. Returns what ``assign`` does."""
         cfg = self.cfg
         if not pool or not len(dets):
-            return []
+            return [], list(range(len(pool))), list(range(len(dets)))
         cost = self._mixed_cost(pool, dets, feats)
         matches: list[tuple[int, int]] = []
         active = [r for r, t in enumerate(pool) if t.state == CONFIRMED]
@@ -193,17 +193,18 @@ class Tracker:
         taken_rows, taken_cols = {r for r, _ in matches}, {c for _, c in matches}
         rows = [r for r in range(len(pool)) if r not in taken_rows]
         cols = [c for c in range(len(dets)) if c not in taken_cols]
-        if rows and cols:
-            rest, _, _ = assign(cost[np.ix_(rows, cols)], cfg.match_cost)
-            matches += [(rows[r], cols[c]) for r, c in rest]
-        return matches
+        if not rows or not cols:
+            return matches, rows, cols
+        rest, um_rows, um_cols = assign(cost[np.ix_(rows, cols)], cfg.match_cost)
+        matches += [(rows[r], cols[c]) for r, c in rest]
+        return matches, [rows[r] for r in um_rows], [cols[c] for c in um_cols]
 
     def _update_track(self, t: Track, det_index: int, dets: np.ndarray,
                       feats: np.ndarray | None) -> None:
         t.kalman.update(dets[det_index, :4])
         box = t.kalman.box
         missed = self.frame - t.last_seen - 1
-        if t.state == LOST and self.cfg.fill_gaps and missed > 0 and t.seen_box is not None:
+        if t.state == LOST and self.cfg.fill_gaps and missed > 0:
             w = np.arange(1, missed + 1)[:, None] / (missed + 1)
             t.gap = list((1 - w) * t.seen_box + w * box)
         t.seen_box = box
@@ -252,9 +253,7 @@ class Tracker:
 
         pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
         feats = self._embed(image, high, [t for t in pool if t.state == CONFIRMED])
-        matches = self._first_association(pool, high, feats)
-        um_tracks = sorted(set(range(len(pool))) - {r for r, _ in matches})
-        um_dets = sorted(set(range(len(high))) - {c for _, c in matches})
+        matches, um_tracks, um_dets = self._first_association(pool, high, feats)
         for r, c in matches:
             self._update_track(pool[r], c, high, feats)
 
