@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -128,9 +127,9 @@ def report(runs: Path, jobs, tag: str) -> None:
             row.update({k[5:]: evals[-1][k] for k in ("eval_mAP", "eval_rank1", "eval_rank5",
                                                        "eval_rank10", "eval_mINP")})
         results.append(row)
-    tmp = runs / ".ablation.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    os.replace(tmp, runs / "ablation.json")
+    from reid.io import write_json_atomic
+
+    write_json_atomic(runs / "ablation.json", results)
     print("| row | seed | epochs | mAP | rank-1 | rank-5 | mINP | train min |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +31,6 @@ def read_frames(path: str | Path) -> tuple[list[np.ndarray], float]:
 
 def write_results(path: str | Path, obj) -> None:
     """The figures as JSON, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    from reid.io import write_json_atomic
+
+    write_json_atomic(path, obj)

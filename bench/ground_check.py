@@ -24,11 +24,10 @@ def main() -> int:
     ap.add_argument("--run", required=True)
     ap.add_argument("--out", default="bench/results/ground_check.json")
     args = ap.parse_args()
-    from tracking.config import cameras_from, load_tracking_config
+    from tracking.config import load_settings
     from tracking.sources import VideoFile
 
-    cameras = [c for c in cameras_from(load_tracking_config(args.site))
-               if c.homography is not None]
+    cameras = [c for c in load_settings(args.site).cameras if c.homography is not None]
     placed, speeds = {}, []
     for cam in cameras:
         video = VideoFile(cam.source)

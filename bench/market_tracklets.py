@@ -24,26 +24,6 @@ from common import write_results
 _SEQ = re.compile(r"_c(\d)s(\d)_")
 
 
-def scores(true: np.ndarray, pred: np.ndarray) -> dict:
-    from scipy.optimize import linear_sum_assignment
-
-    t_ids, t_inv = np.unique(true, return_inverse=True)
-    p_ids, p_inv = np.unique(pred, return_inverse=True)
-    table = np.zeros((len(t_ids), len(p_ids)), np.int64)
-    np.add.at(table, (t_inv, p_inv), 1)
-    rows, cols = linear_sum_assignment(-table)
-    idf1 = table[rows, cols].sum() / len(true)  # every image has one true and one predicted id
-
-    def pairs(n):
-        return (n * (n - 1) // 2).sum()
-
-    together = pairs(table)
-    precision = together / max(pairs(table.sum(0)), 1)
-    recall = together / max(pairs(table.sum(1)), 1)
-    return {"IDF1": 100 * idf1, "pair_precision": 100 * precision, "pair_recall": 100 * recall,
-            "true_ids": len(t_ids), "predicted_ids": len(p_ids)}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,7 +35,9 @@ def main() -> int:
     from reid.data.datasets import market1501
     from reid.engine.config import shared_dir
     from reid.inference import FeatureExtractor
-    from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, quality_weighted_mean
+    from tracking.association import mean_direction
+    from tracking.evaluation import clustering_scores
+    from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet
 
     data = market1501(resolve_data_root(Path(shared_dir()) / "data" / "market1501"),
                       splits=("query", "gallery"))
@@ -76,12 +58,12 @@ def main() -> int:
             batches[key[:2]].append(key)
         for batch_keys in batches.values():
             tracklets = [Tracklet(f"c{k[1]}", n, None, None,
-                                  quality_weighted_mean(feats[groups[k]]))
+                                  mean_direction(feats[groups[k]]))
                          for n, k in enumerate(batch_keys)]
             for k, gid in zip(batch_keys, manager.assign(tracklets)):
                 pred[groups[k]] = gid
         true = np.array([r.pid for r in records])
-        s = scores(true, pred)
+        s = clustering_scores(true, pred)
         results["by_threshold"][str(thr)] = s
         print(f"threshold {thr}: IDF1 {s['IDF1']:.1f}, pair precision {s['pair_precision']:.1f}, "
               f"pair recall {s['pair_recall']:.1f}, {s['predicted_ids']} predicted ids for "

@@ -118,6 +118,7 @@ class CachedDetector:
 
     def __init__(self, detector, path: Path):
         self.detector, self.path = detector, path
+        self.batch = detector.batch
         self.cache = pickle.loads(path.read_bytes()) if path.is_file() else {}
         self.dirty = False
 
@@ -144,53 +145,53 @@ def main() -> int:
                     "identity.max_distance=0.3")
     args = ap.parse_args()
     from reid.engine.config import shared_dir
-    from reid.inference import FeatureExtractor
-    from tracking.config import cameras_from, identity_config, load_tracking_config, tracker_config
-    from tracking.detector import Detector
+    from tracking.config import load_settings
     from tracking.multicam import Camera, IdentityConfig
-    from tracking.multicam_pipeline import track_cameras
-    from tracking.pipeline import track_video
+    from tracking.pipeline import Outputs, build_models, track_site
 
     site = Path(__file__).resolve().parents[1] / "configs" / "cameras" / "pets_two_view.yaml"
-    cfg = load_tracking_config(str(site), args.overrides)
+    settings = load_settings(str(site), [*args.overrides, "reid.device=cpu"])
     seq = Path(shared_dir()) / "data" / "video" / "PETS09-S2L1"
     work = Path(args.work)
-    views = {c.name: Path(c.source) for c in cameras_from(cfg)}
+    views = {c.name: Path(c.source) for c in settings.cameras}
     if not all(p.is_file() for p in views.values()):
         work.mkdir(parents=True, exist_ok=True)
         split_video(seq / "PETS09-S2L1.avi", work)
     gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",")
     gt_views = {v: split_gt(gt, v) for v in ("left", "right")}
-    d = cfg["detector"]
-    detector = CachedDetector(Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"],
-                                       iou=d["iou"]), work / "detections.pkl")
-    extractor = FeatureExtractor(device="cpu")
-    tracking = tracker_config(cfg)
-    site_identity, min_crops = identity_config(cfg, list(views))
+    detector, embedder = build_models(settings)
+    detector = CachedDetector(detector, work / "detections.pkl")
+    site_identity = settings.identity
     plain = [Camera(n, str(p)) for n, p in views.items()]
     rows = {
         "per-camera only": (plain, IdentityConfig(max_distance=0.0)),
         "appearance": (plain, IdentityConfig(max_distance=site_identity.max_distance,
                                              overlapping=site_identity.overlapping,
-                                             bank=site_identity.bank)),
-        "appearance + shared plane": (cameras_from(cfg), site_identity),
+                                             bank=site_identity.bank,
+                                             min_crops=site_identity.min_crops)),
+        "appearance + shared plane": (settings.cameras, site_identity),
     }
+
+    def run(cameras, identity, out):
+        return track_site(cameras, out, detector, embedder, settings.tracker, identity,
+                          settings.sources, stride=settings.detector.stride,
+                          outputs=Outputs(video=False, identities=len(cameras) > 1))
+
     results = {}
     for name, (cameras, identity) in rows.items():
         out = work / name.replace(" ", "_").replace("+", "and")
-        stats = track_cameras(cameras, out, detector, extractor, tracking, identity,
-                              video=False, sheets=False, min_crops=min_crops)
+        stats = run(cameras, identity, out)
         s = union_scores(out, gt_views)
         kept, crossers = crossers_kept(out, gt_views)
         results[name] = {"HOTA": s["HOTA"], "MOTA": s["MOTA"], "IDF1": s["IDF1"],
-                         "IDsw": s["IDsw"], "identities": stats["identities"],
+                         "IDsw": s["IDsw"], "identities": stats.identities,
                          "crossers_kept": kept, "crossers": crossers}
         print(f"{name:28s} HOTA {s['HOTA']:5.1f} MOTA {s['MOTA']:5.1f} IDF1 {s['IDF1']:5.1f} "
-              f"IDsw {s['IDsw']:3d}  people {stats['identities']:3d}  "
+              f"IDsw {s['IDsw']:3d}  people {stats.identities:3d}  "
               f"crossers kept {kept}/{crossers}", flush=True)
     detector.save()
     full = work / "full_frame"
-    track_video(seq / "PETS09-S2L1.avi", full, detector, extractor, tracking, video=False)
+    run([Camera("PETS09-S2L1", str(seq / "PETS09-S2L1.avi"))], settings.identity, full)
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(seq, Path(tmp) / "PETS09-S2L1")
         from tracking.evaluation import evaluate_mot

@@ -37,20 +37,19 @@ def main() -> int:
     import torch
 
     from reid.engine.config import shared_dir
-    from reid.inference import FeatureExtractor
-    from tracking.config import load_tracking_config, tracker_config
-    from tracking.detector import Detector
-    from tracking.multicam import Camera, IdentityConfig
-    from tracking.multicam_pipeline import track_cameras
+    from tracking.config import load_settings
+    from tracking.multicam import Camera
+    from tracking.pipeline import Outputs, build_models, track_site
 
     torch.set_num_threads(os.cpu_count() or 2)
-    cfg = load_tracking_config(None, args.overrides)
-    d = cfg["detector"]
-    detector = Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"], iou=d["iou"])
-    extractor = FeatureExtractor(device="cpu")
+    s = load_settings(None, [*args.overrides, "reid.device=cpu"])
+    detector, embedder = build_models(s)
 
-    def one_at_a_time(frames):
-        return [detector([f])[0] for f in frames]
+    class OneAtATime:
+        batch = 1
+
+        def __call__(self, frames):
+            return [detector([f])[0] for f in frames]
 
     video = Path(shared_dir()) / "data" / "video"
 
@@ -58,9 +57,9 @@ def main() -> int:
         cams = [Camera(f"cam{i}", str(video / clip)) for i in range(n)]
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            track_cameras(cams, tmp, detector if batched else one_at_a_time, extractor,
-                          tracker_config(cfg), IdentityConfig(), video=False, sheets=False,
-                          max_steps=steps, stride=stride)
+            track_site(cams, tmp, detector if batched else OneAtATime(), embedder, s.tracker,
+                       s.identity, s.sources, stride=stride, outputs=Outputs(video=False),
+                       max_steps=steps)
             return time.perf_counter() - start
 
     results = []
@@ -80,7 +79,7 @@ def main() -> int:
         print(f"{size}: batching 4 cameras is {rows[(4, True, 1)] / rows[(4, False, 1)]:.2f}x "
               "one at a time")
     write_results(args.out, {"command": " ".join(["python bench/streams.py", *args.overrides]),
-                             "detector": d["weights"], "steps": args.steps,
+                             "detector": s.detector.weights, "steps": args.steps,
                              "cpu_threads": torch.get_num_threads(), "rows": results})
     return 0
 

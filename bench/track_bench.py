@@ -115,26 +115,29 @@ def run_boxmot(name: str, frames, dets, reid_weights: Path) -> tuple[list, float
 
 def run_ours(frames, dets, extractor, config, fps: float) -> tuple[list, float, int]:
     """Rows as `track run` writes them to MOT files, gap rows of re-found tracks included."""
-    from tracking.pipeline import crop_embedder, gap_rows
+    from tracking.camera_run import CameraRun, crop_embedder
+    from tracking.multicam import Camera
+    from tracking.sources import Frame
     from tracking.tracker import Tracker
 
     tracker = Tracker(config, crop_embedder(extractor) if extractor else None, fps=fps)
+    run = CameraRun(Camera("bench", "cached"), tracker)  # what `track run` drives per camera
     rows, start = [], time.perf_counter()
     for i, (frame, d) in enumerate(zip(frames, dets), start=1):
-        for t in tracker.update(d, frame):
-            rows.append((i, t.track_id, *t.box.tolist(), t.score))
-            rows += [(j, r["id"], *r["box"], r["score"]) for j, r in gap_rows(t, i, t.track_id)]
+        got, _ = run.step(Frame(i, (i - 1) / fps, frame, 0.0), d)
+        rows += [(r.frame, r.track_id, *r.box, r.score) for r in got]
     return rows, time.perf_counter() - start, tracker.crops_embedded
 
 
 def write_mot(path: Path, rows) -> None:
     """Every tracker's rows through the writer `track run` uses (same format and order)."""
-    from tracking.sinks import MotWriter
+    from tracking.camera_run import Row
+    from tracking.sinks import MotFile
 
-    mot = MotWriter(path)
+    mot = MotFile(path, "bench")
     for i, tid, x1, y1, x2, y2, s in rows:
-        mot.write(i, [{"id": tid, "box": (x1, y1, x2, y2), "score": s}])
-    mot.close()
+        mot.write("bench", None, [Row("bench", i, 0.0, tid, [x1, y1, x2, y2], s)], {})
+    mot.close({("bench", tid): tid for _, tid, *_ in rows})
 
 
 def main() -> int:
@@ -161,9 +164,9 @@ def main() -> int:
 
     torch.set_num_threads(os.cpu_count() or 2)
     from reid.inference import FeatureExtractor
-    from tracking.config import load_tracking_config, tracker_config
+    from tracking.camera_run import crop_embedder
+    from tracking.config import load_settings
     from tracking.detector import Detector
-    from tracking.pipeline import crop_embedder
     from tracking.sources import VideoFile
 
     video_root = Path(shared_dir()) / "data" / "video"
@@ -173,7 +176,7 @@ def main() -> int:
                         imgsz=640, conf=0.05)
     ours_extractor = FeatureExtractor(device="cpu", batch_size=32)
     msmt = FeatureExtractor(msmt17_weights(cache), device="cpu", batch_size=32)
-    base_cfg = tracker_config(load_tracking_config(None, args.overrides))
+    base_cfg = load_settings(None, args.overrides).tracker
     timing: dict = {}
     preds = {name: Path(tempfile.mkdtemp(prefix=f"{name}-")) for name in args.trackers}
     for seq in args.sequences:

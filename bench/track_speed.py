@@ -21,20 +21,20 @@ from common import ROOT, read_frames, write_results
 
 CHILD = """
 import json, resource, sys
-from reid.inference import FeatureExtractor
-from tracking.config import load_tracking_config, tracker_config
-from tracking.detector import Detector
-from tracking.pipeline import track_video
-cfg = load_tracking_config(None, [])
-d = cfg["detector"]
-det = Detector(d["weights"], imgsz=d["imgsz"], conf=d["conf"], iou=d["iou"], batch=d["batch"])
-stats = track_video(sys.argv[1], sys.argv[2], det, FeatureExtractor(device="cpu"),
-                    tracker_config(cfg), video=True, batch=d["batch"],
-                    max_frames=int(sys.argv[3]) or None)
-total = sum(stats.seconds.values())
+from pathlib import Path
+from tracking.pipeline import build_models
+from tracking.config import load_settings
+from tracking.multicam import Camera
+from tracking.pipeline import track_site
+s = load_settings(None, ["reid.device=cpu"])
+det, embedder = build_models(s)
+camera = Camera(Path(sys.argv[1]).stem, sys.argv[1])
+stats = track_site([camera], sys.argv[2], det, embedder, s.tracker, s.identity, s.sources,
+                   stride=s.detector.stride, max_steps=int(sys.argv[3]) or None)
+total = sum(stats.time_s.values())
 print(json.dumps({"frames": stats.frames, "fps": stats.fps, "tracks": stats.tracks,
                   "crops_embedded": stats.crops_embedded,
-                  "share": {k: round(100 * v / total, 1) for k, v in stats.seconds.items()},
+                  "share": {k: round(100 * v / total, 1) for k, v in stats.time_s.items()},
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

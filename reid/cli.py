@@ -1,4 +1,4 @@
-"""``reid`` command line: train, eval, export.
+"""reid command line: train, eval, export.
 
     reid train --config configs/reid/osnet_x0_25_market.yaml optim.epochs=30
     reid eval --data-root ../shared/data/market1501 --flip --json results.json
@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 from pathlib import Path
+
+from reid.io import write_json_atomic
 
 log = logging.getLogger("reid")
 
@@ -45,13 +47,6 @@ def _add_export(sub) -> None:
     p.add_argument("--weights", default=None)
     p.add_argument("--output", required=True, help=".pt (inference checkpoint) or .onnx")
 
-
-def write_json_atomic(path: str | Path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
 
 
 def cmd_train(args) -> int:

@@ -17,7 +17,10 @@ from tqdm import tqdm
 
 from reid.data.images import read_image
 from reid.data.transforms import normalize
-from reid.engine.checkpoint import load_model
+from reid.engine.checkpoint import CheckpointError, load_model
+
+__all__ = ["SHIPPED_WEIGHTS", "CheckpointError", "FeatureExtractor", "default_weights",
+           "embed_uint8", "pick_device"]
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "mcreid_osnet_x0_25_market1501.pt"
 

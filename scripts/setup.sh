@@ -4,10 +4,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+LOG=.venv/setup.log
+pip_install() {  # pip's chatter goes to the log; on failure its tail is shown
+  .venv/bin/python -m pip install -q "$@" >>"$LOG" 2>&1 ||
+    { tail -n 30 "$LOG"; echo "setup failed: pip install $*; full log in $LOG" >&2; exit 1; }
+}
+: >"$LOG"
+echo "installing mcreid and its dependencies into .venv (log: $LOG)"
+pip_install --upgrade pip
 # torch first, pinned: an unpinned resolve would pull a different multi-GB build.
-.venv/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-.venv/bin/python -m pip install -q -e '.[dev]'
+pip_install torch==2.14.1 torchvision==0.29.1
+pip_install -e '.[dev]'
 # Optional: a real RTSP server for the live-stream tests (tests/test_rtsp.py skips without it).
 RTSP_PKGS="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad"

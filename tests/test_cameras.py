@@ -1,62 +1,23 @@
-"""Camera sites: config checks, timestamp alignment of real files, ground-plane matching."""
+"""Cameras: timestamp alignment of real files, ground-plane matching (site config checks:
+tests/test_config.py)."""
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, need_shared
-from tracking.config import UsageError, cameras_from, identity_config, load_tracking_config
+from tests.conftest import need_shared
 from tracking.multicam import Camera, GlobalIdentities, IdentityConfig, Tracklet
-
-SITE = ROOT / "configs" / "cameras" / "epfl_terrace.yaml"
-
-
-def write(tmp_path, text):
-    path = tmp_path / "site.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-def test_site_config_reads_cameras_and_identity():
-    cfg = load_tracking_config(str(SITE))
-    cameras = cameras_from(cfg)
-    assert [c.name for c in cameras] == ["c0", "c1"]
-    assert "${MCREID_SHARED}" not in cameras[0].source
-    assert cameras[0].homography.shape == (3, 3)
-    identity, min_crops = identity_config(cfg, ["c0", "c1"])
-    assert identity.overlapping == {frozenset(("c0", "c1"))}
-    assert identity.ground_gate == 40 and min_crops == 5
-    assert cfg["tracker"]["max_lost_s"] == 2.0  # defaults still apply under a site
-
-
-@pytest.mark.parametrize("text, message", [
-    ("cameras:\n  - name: a\n    sorce: x.mp4\n", "did you mean 'source'"),
-    ("cameras:\n  - {name: a, source: x.mp4}\n  - {name: a, source: y.mp4}\n", "used twice"),
-    ("camera:\n  - {name: a, source: x.mp4}\n", "did you mean 'cameras'"),
-    ("tracker:\n  max_lots_s: 3\n", "did you mean 'max_lost_s'"),
-    ("cameras:\n  - {name: a, source: x.mp4, homography: [[1, 0], [0, 1]]}\n", "3 x 3"),
-    ("cameras:\n  - {name: a}\n", "needs both name: and source:"),
-])
-def test_bad_site_configs_name_the_problem(tmp_path, text, message):
-    with pytest.raises(UsageError, match=message):
-        cameras_from(load_tracking_config(write(tmp_path, text)))
-
-
-def test_identity_section_checks_camera_names(tmp_path):
-    cfg = load_tracking_config(write(tmp_path, "identity:\n  overlapping: [[c0, c9]]\n"))
-    with pytest.raises(UsageError, match="'c9' is not among the cameras"):
-        identity_config(cfg, ["c0", "c1"])
 
 
 def test_files_are_aligned_by_timestamp():
     """A 25 fps camera and a 10 fps camera that starts 1 s later: each step holds frames of
     one moment, the late camera joins at 1 s, and the short file ending stops nothing."""
-    from tracking.multicam_pipeline import offline_steps
-    from tracking.sources import CameraReader
+    from tracking.pipeline import offline_steps
+    from tracking.sources import FileReader
 
     campus = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")  # 71 frames, 25 fps
     pets = need_shared("data", "video", "PETS09-S2L1", "PETS09-S2L1.avi")  # 10 fps
-    readers = {"a": CameraReader("a", campus).start(),
-               "b": CameraReader("b", pets, offset=1.0).start()}
+    readers = {"a": FileReader("a", campus).start(),
+               "b": FileReader("b", pets, offset_s=1.0).start()}
     steps = []
     try:
         for batch in offline_steps(readers):

@@ -1,14 +1,12 @@
 """Global identity manager on real embeddings of real people, and its scores."""
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, quality_weighted_mean
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from tracking.association import mean_direction
+from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +24,7 @@ def people(market):
     out = {}
     for p in pids:
         cams = sorted(by[p])[:2]
-        out[p] = {c: quality_weighted_mean(ext(by[p][c][:3]).numpy()) for c in cams}
+        out[p] = {c: mean_direction(ext(by[p][c][:3]).numpy()) for c in cams}
     return out
 
 
@@ -69,7 +67,7 @@ def test_transit_window(people):
 
 
 def test_scores_by_hand():
-    from market_tracklets import scores
+    from tracking.evaluation import clustering_scores as scores
 
     true = np.array([1, 1, 1, 2, 2, 3])
     pred = np.array([7, 7, 8, 8, 8, 9])

@@ -71,22 +71,19 @@ def times(path: Path) -> list[tuple[float, list[int]]]:
 
 
 def test_stream_outage_reconnects_and_keeps_identities(clips, tmp_path):
-    from reid.inference import FeatureExtractor
-    from tracking.config import identity_config, load_tracking_config
-    from tracking.detector import Detector
+    from tracking.config import load_settings
     from tracking.multicam import Camera
-    from tracking.multicam_pipeline import track_cameras
+    from tracking.pipeline import Outputs, build_models, track_site
 
-    cfg = load_tracking_config()
-    detector = Detector(cfg["detector"]["weights"], imgsz=640, conf=0.1)
-    extractor = FeatureExtractor(device="cpu")
     door = Server(free_port(), "door", clips[0])
     hall = Server(free_port(), "hall", clips[1])
+    cameras = [Camera("door", door.url), Camera("hall", hall.url)]
+    s = load_settings(cameras=cameras, overrides=["reid.device=cpu"])
+    detector, embedder = build_models(s)
     result = {}
-    identity, min_crops = identity_config(cfg, ["door", "hall"])
-    run = threading.Thread(target=lambda: result.update(track_cameras(
-        [Camera("door", door.url), Camera("hall", hall.url)], tmp_path, detector, extractor,
-        identity_config=identity, video=False, duration_s=32, min_crops=min_crops)))
+    run = threading.Thread(target=lambda: result.update(stats=track_site(
+        cameras, tmp_path, detector, embedder, s.tracker, s.identity, s.sources,
+        outputs=Outputs(video=False, identities=True), duration_s=32)))
     try:
         run.start()
         time.sleep(12)      # the first person on the door camera has a global id by then
@@ -98,7 +95,7 @@ def test_stream_outage_reconnects_and_keeps_identities(clips, tmp_path):
         door.kill()
         hall.kill()
     assert not run.is_alive() and result, "the run did not finish"
-    health = result["cameras"]
+    health = result["stats"].cameras
     assert health["door"]["reconnects"] >= 1 and health["door"]["outage_s"] >= 3
     assert health["hall"]["reconnects"] == 0
     door_times = times(tmp_path / "door.jsonl")

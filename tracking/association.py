@@ -19,6 +19,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
+def mean_direction(vectors: np.ndarray) -> np.ndarray:
+    """The unit-length mean of unit vectors (float64): one appearance for many crops."""
+    v = np.asarray(vectors, np.float64).sum(0)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
 def assign(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Minimum-cost matching where pairs costing more than ``limit`` stay unmatched.
 

@@ -1,4 +1,4 @@
-"""``track`` command line.
+"""track command line.
 
     track run --source video.mp4 --output runs/track [--config configs/tracking/default.yaml]
     track run --config configs/cameras/epfl_terrace.yaml --output runs/terrace
@@ -13,27 +13,16 @@ import logging
 import sys
 from pathlib import Path
 
-from tracking.config import (
-    UsageError,
-    cameras_from,
-    detector_stride,
-    identity_config,
-    load_tracking_config,
-    tracker_config,
-)
+from tracking.config import Settings, UsageError, load_settings
 from tracking.multicam import Camera
 
 log = logging.getLogger("track")
 
 
-def cmd_run(args) -> int:
-    from reid.inference import FeatureExtractor
-    from tracking.detector import Detector
-    from tracking.pipeline import track_video
-    from tracking.sources import is_stream
-
-    cfg = load_tracking_config(args.config, args.overrides)
-    cameras = cameras_from(cfg)
+def cli_cameras(args) -> tuple[list[Camera], list[str]]:
+    """Cameras named on the command line (--camera, and stream URLs given as --source), and
+    the video files given as --source, each of which is tracked on its own."""
+    cameras = []
     for item in args.camera or []:
         name, sep, source = item.partition("=")
         if not sep or not name or not source:
@@ -41,63 +30,82 @@ def cmd_run(args) -> int:
         if any(c.name == name for c in cameras):
             raise UsageError(f"camera name {name!r} is given twice")
         cameras.append(Camera(name, source))
-    sources = args.source or []
-    if any(is_stream(s) for s in sources):  # live sources always go through the camera runner
-        cameras += [Camera(f"cam{i}", s) for i, s in enumerate(sources)]
-        sources = []
-    if not cameras and not sources:
+    from tracking.sources import is_stream
+
+    files = [s for s in args.source or [] if not is_stream(s)]
+    streams = [s for s in args.source or [] if is_stream(s)]
+    if streams:  # live sources always run together, as cameras
+        cameras += [Camera(f"cam{i}", s) for i, s in enumerate(files + streams)]
+        files = []
+    return cameras, files
+
+
+def cmd_run(args) -> int:
+    cameras, files = cli_cameras(args)
+    overrides = list(args.overrides)
+    if args.device:
+        overrides += [f"detector.device={args.device}", f"reid.device={args.device}"]
+    if args.detector:
+        overrides.append(f"detector.weights={args.detector}")
+    if args.reid_weights:
+        overrides.append(f"reid.weights={args.reid_weights}")
+    settings = load_settings(args.config, overrides, cameras=cameras,
+                             overlapping_views=args.overlapping_views)
+    if not settings.cameras and not files:
         raise UsageError("give --source VIDEO, --camera NAME=VIDEO_OR_URL, or a camera site "
                          "with --config configs/cameras/SITE.yaml")
-    if cameras and sources:
+    if settings.cameras and files:
         raise UsageError("--source files are tracked one by one; give the other cameras as "
                          "--camera NAME=VIDEO so that all of them run together")
-    d = cfg["detector"]
-    detector = Detector(args.detector or d["weights"], imgsz=d["imgsz"], conf=d["conf"],
-                        iou=d["iou"], batch=d["batch"], device=args.device)
-    extractor = None
-    if cfg["reid"]["enabled"]:
-        extractor = FeatureExtractor(cfg["reid"]["weights"], device=cfg["reid"]["device"])
-    if cameras:
-        return run_cameras(args, cfg, cameras, detector, extractor)
-    for source in sources:
-        stats = track_video(source, args.output, detector, extractor, tracker_config(cfg),
-                            video=not args.no_video, batch=d["batch"],
-                            max_frames=args.max_frames, stride=detector_stride(cfg),
-                            gallery=args.gallery)
-        share = {k: f"{100 * v / max(sum(stats.seconds.values()), 1e-9):.0f}%"
-                 for k, v in stats.seconds.items()}
-        print(f"{Path(source).name}: {stats.frames} frames, {stats.tracks} tracks, "
-              f"{stats.fps:.1f} FPS end to end (time: {share}); {stats.crops_embedded} crops "
-              f"embedded; {stats.bad_frames} undecodable frames skipped")
+    from tracking.pipeline import build_models
+
+    detector, embedder = build_models(settings)
+    sites = ([settings.cameras] if settings.cameras
+             else [[Camera(Path(f).stem, f)] for f in files])
+    for cameras in sites:
+        run_site(args, settings, cameras, detector, embedder)
     print(f"outputs: {args.output}")
     return 0
 
 
-def run_cameras(args, cfg, cameras, detector, extractor) -> int:
-    from tracking.multicam_pipeline import track_cameras
+def run_site(args, settings: Settings, cameras: list[Camera], detector, embedder) -> None:
+    from tracking.pipeline import Outputs, track_site
 
-    if extractor is None:
-        raise UsageError("several cameras need re-ID: leave reid.enabled on")
-    names = [c.name for c in cameras]
-    if args.overlapping_views:
-        cfg["identity"]["overlapping"] = [names]
-    identity, min_crops = identity_config(cfg, names)
-    if any(c.homography is not None for c in cameras) and not identity.ground_gate:
-        raise UsageError("cameras have homographies but identity.ground_gate is not set: "
-                         "give the ground-plane distance within which two views see one person")
-    stats = track_cameras(cameras, args.output, detector, extractor, tracker_config(cfg),
-                          identity, video=not args.no_video, max_steps=args.max_frames,
-                          duration_s=args.duration, min_crops=min_crops,
-                          stride=detector_stride(cfg))
-    print(f"{len(cameras)} cameras, {stats['steps']} steps in {stats['seconds']:.0f} s: "
-          f"{stats['identities']} people, {stats['seen_in_several_cameras']} seen in several "
-          "cameras")
-    for name, h in stats["cameras"].items():
-        print(f"  {name}: {h['frames']} frames read, {h['dropped']} dropped as stale, "
-              f"{h['reconnects']} reconnects ({h['outage_s']:.1f} s down)")
-    print(f"outputs: {args.output} (<camera>.txt/.mp4 with global ids, identities.json/.csv, "
-          "sheets/)")
-    return 0
+    several = len(cameras) > 1
+    sheets = (Path(args.output) / "sheets" if several
+              else Path(args.output) / f"{cameras[0].name}_gallery" if args.gallery else None)
+    stats = track_site(cameras, args.output, detector, embedder, settings.tracker,
+                       settings.identity, settings.sources, stride=settings.detector.stride,
+                       outputs=Outputs(video=not args.no_video, sheets=sheets,
+                                       identities=several),
+                       max_steps=args.max_frames, duration_s=args.duration)
+    share = ", ".join(f"{k} {100 * v / max(sum(stats.time_s.values()), 1e-9):.0f}%"
+                      for k, v in stats.time_s.items())
+    if several:
+        print(f"{len(cameras)} cameras, {stats.steps} steps in {stats.seconds:.0f} s: "
+              f"{stats.identities} people, {stats.seen_in_several_cameras} seen in several "
+              "cameras")
+    else:
+        print(f"{cameras[0].name}: {stats.frames} frames, {stats.tracks} tracks, "
+              f"{stats.fps:.1f} FPS end to end ({share}); {stats.crops_embedded} crops "
+              "embedded")
+    for name, c in stats.cameras.items():
+        print(f"  {name}: {camera_line(c)}")
+
+
+def camera_line(c: dict) -> str:
+    """One camera's health and file figures, worded for a person."""
+    parts = [f"{c['frames']} frames used"]
+    if c["dropped"] or c["reconnects"]:
+        parts.append(f"{c['dropped']} dropped as stale, {c['reconnects']} reconnects "
+                     f"({c['outage_s']:.1f} s down)")
+    if c["bad_frames"]:
+        parts.append(f"{c['bad_frames']} undecodable frames skipped")
+    if c["ended_early"]:
+        read, declared = c["ended_early"]
+        parts.append(f"the file ended early, after {read} of the {declared} frames it "
+                     "declares (truncated or damaged?)")
+    return "; ".join(parts)
 
 
 def cmd_eval(args) -> int:
@@ -108,7 +116,7 @@ def cmd_eval(args) -> int:
     for seq, s in scores.items():
         print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
     if args.json:
-        from tracking.sinks import write_json_atomic
+        from reid.io import write_json_atomic
 
         write_json_atomic(args.json, scores)
     return 0
@@ -129,8 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="folder for <stem>.txt/.jsonl/.mp4")
     p.add_argument("--config", default=None, help="YAML merged over configs/tracking/"
                    "default.yaml; a camera site (configs/cameras/*.yaml) lists its cameras")
-    p.add_argument("--detector", default=None, help="YOLO weights (overrides the config)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--detector", default=None, metavar="WEIGHTS",
+                   help="YOLO weights, .pt or OpenVINO folder (same as detector.weights=)")
+    p.add_argument("--reid-weights", default=None, metavar="CHECKPOINT",
+                   help="re-ID checkpoint (same as reid.weights=; default: the shipped model)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N for detection and re-ID alike (same as "
+                   "detector.device= and reid.device=; default: the config's, CPU detection "
+                   "and re-ID on a GPU when there is one)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated mp4")
     p.add_argument("--gallery", action="store_true", help="video files: also write "
                    "<stem>_gallery/id_NNNN.png, each track's best crops (camera runs always "
@@ -147,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from reid.engine.checkpoint import CheckpointError
+    from reid.inference import CheckpointError
     from tracking.detector import DetectorError
     from tracking.evaluation import EvalError
     from tracking.sources import SourceError

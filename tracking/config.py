@@ -1,22 +1,27 @@
-"""Tracking configuration: configs/tracking/default.yaml, then a config file given by the
+"""Tracking settings, from one place: configs/tracking/default.yaml, then a file given by the
 user (configs/tracking/*.yaml or a camera site, configs/cameras/*.yaml) merged over it, then
-``section.key=value`` overrides. Every key must exist in the defaults, so a typo is an error
-that names the nearest known key.
+``section.key=value`` overrides, read into typed dataclasses. Every key must be a field of its
+section's dataclass, so a typo is an error that names the nearest known key, and every value
+is coerced to its field's type, so a wrong one fails here rather than deep in a run.
 
-``${MCREID_SHARED}`` in a value expands to the shared data folder (default ``../shared``).
+``${MCREID_SHARED}`` in a value expands to the shared data folder (reid.engine.config).
 """
 
 from __future__ import annotations
 
 import difflib
-import os
-from dataclasses import fields
+import types
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 import yaml
 
+from reid.engine.config import expand_shared
 from tracking.multicam import Camera, IdentityConfig
+from tracking.sources import SourceConfig
 from tracking.tracker import TrackerConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tracking" / "default.yaml"
@@ -26,20 +31,78 @@ class UsageError(ValueError):
     pass
 
 
-def _expand(value):
-    if isinstance(value, str):
-        shared = os.environ.get("MCREID_SHARED", str(Path.cwd() / ".." / "shared"))
-        return value.replace("${MCREID_SHARED}", shared)
-    if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v) for v in value]
-    return value
+@dataclass
+class DetectorConfig:
+    weights: str                 # YOLO weights, .pt or an OpenVINO folder
+    imgsz: int = 640
+    conf: float = 0.1            # low boxes are kept: the tracker's second stage uses them
+    iou: float = 0.7
+    batch: int = 4
+    stride: int = 1              # detect every Nth frame, Kalman prediction between
+    device: str = "cpu"
 
 
-def _hint(key: str, known) -> str:
+@dataclass
+class ReidConfig:
+    weights: str | None = None   # None: the shipped model
+    device: str = "auto"
+    enabled: bool = True
+
+
+SECTIONS: dict[str, type] = {"detector": DetectorConfig, "reid": ReidConfig,
+                             "tracker": TrackerConfig, "identity": IdentityConfig,
+                             "sources": SourceConfig}
+
+
+@dataclass
+class Settings:
+    detector: DetectorConfig
+    reid: ReidConfig = field(default_factory=ReidConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    sources: SourceConfig = field(default_factory=SourceConfig)
+    cameras: list[Camera] = field(default_factory=list)
+
+
+def load_settings(path: str | None = None, overrides: Sequence[str] = (),
+                  cameras: Sequence[Camera] = (), overlapping_views: bool = False) -> Settings:
+    """The settings of a run: defaults, then the file at ``path``, then ``overrides``
+    (``section.key=value``); ``cameras`` (given on the command line) join the file's, and
+    ``overlapping_views`` makes all cameras one group of views of the same area."""
+    raw: dict[str, Any] = {"cameras": [], **{s: {} for s in SECTIONS}}
+    _merge(raw, _read_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    if path:
+        _merge(raw, _read_yaml(Path(path)), str(path))
+    for text in overrides:
+        _merge(raw, _parse_override(text), "override")
+    raw = expand_shared(raw)
+    site = _cameras(raw["cameras"]) + list(cameras)
+    names = _unique_names(site)
+    if overlapping_views:
+        raw["identity"]["overlapping"] = [names]
+    settings = Settings(detector=_build(DetectorConfig, "detector", raw["detector"]),
+                        reid=_build(ReidConfig, "reid", raw["reid"]),
+                        tracker=_build(TrackerConfig, "tracker", raw["tracker"]),
+                        identity=_identity(raw["identity"], names),
+                        sources=_build(SourceConfig, "sources", raw["sources"]),
+                        cameras=site)
+    _check(settings)
+    return settings
+
+
+def field_names(cls: type) -> list[str]:
+    """The keys a section (or a camera entry) may hold: its dataclass's fields."""
+    return [f.name for f in fields(cls)]
+
+
+def _hint(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _unknown(what: str, key: str, known: Sequence[str]) -> UsageError:
+    return UsageError(f"unknown {what} {key}; {_hint(key.rpartition('.')[2], known)}"
+                      f"known: {', '.join(known)}")
 
 
 def _read_yaml(path: Path) -> dict:
@@ -56,130 +119,180 @@ def _read_yaml(path: Path) -> dict:
     return cfg
 
 
-def _set(cfg: dict, section: str, name: str, value, where: str) -> None:
-    if section not in cfg:
-        raise UsageError(f"{where}: unknown section {section!r}; {_hint(section, cfg)}"
-                         f"known: {', '.join(cfg)}")
-    if section == "cameras":
-        cfg[section] = value
-        return
-    if name not in cfg[section]:
-        raise UsageError(f"{where}: unknown key {section}.{name}; "
-                         f"{_hint(name, cfg[section])}known: {', '.join(cfg[section])}")
-    cfg[section][name] = value
+def _merge(raw: dict, update: dict, where: str) -> None:
+    """Sets each ``section: {key: value}`` of ``update`` in ``raw``, refusing unknown names
+    (``cameras:`` is replaced whole)."""
+    for section, values in update.items():
+        if section not in raw:
+            raise UsageError(f"{where}: {_unknown('section', str(section), list(raw))}")
+        if section == "cameras":
+            raw[section] = values
+            continue
+        if not isinstance(values, dict):
+            raise UsageError(f"{where}: {section}: must hold key: value lines, not {values!r}")
+        known = field_names(SECTIONS[section])
+        for key, value in values.items():
+            if key not in known:
+                raise UsageError(f"{where}: {_unknown('key', f'{section}.{key}', known)}")
+            raw[section][key] = value
 
 
-def load_tracking_config(path: str | None = None, overrides: list[str] = ()) -> dict:
-    cfg = _read_yaml(DEFAULT_CONFIG)
-    if path:
-        for section, values in _read_yaml(Path(path)).items():
-            if section == "cameras" or not isinstance(values, dict):
-                _set(cfg, section, "", values, str(path))
-                continue
-            for name, value in values.items():
-                _set(cfg, section, name, value, str(path))
-    for text in overrides:
-        key, sep, raw = text.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot:
-            raise UsageError(f"override {text!r} must look like section.key=value, "
-                             "e.g. tracker.max_lost_s=4")
-        _set(cfg, section, name, yaml.safe_load(raw) if raw else None, "override")
-    return _expand(cfg)
-
-
-CAMERA_KEYS = {"name", "source", "offset_s", "homography"}
-
-
-def cameras_from(cfg: dict) -> list[Camera]:
-    """The ``cameras:`` list of a site config, checked: names unique, sources given,
-    homographies 3 x 3."""
-    entries = cfg.get("cameras") or []
-    if not isinstance(entries, list):
-        raise UsageError("cameras: must be a list of {name, source, ...} entries")
-    cameras = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise UsageError(f"cameras[{i}] must be a mapping with name: and source:")
-        for key in entry:
-            if key not in CAMERA_KEYS:
-                raise UsageError(f"cameras[{i}]: unknown key {key!r}; {_hint(key, CAMERA_KEYS)}"
-                                 f"known: {', '.join(sorted(CAMERA_KEYS))}")
-        name, source = entry.get("name"), entry.get("source")
-        if not name or source is None:
-            raise UsageError(f"cameras[{i}] needs both name: and source:")
-        if any(c.name == str(name) for c in cameras):
-            raise UsageError(f"camera name {name!r} is used twice; names must be unique")
-        h = entry.get("homography")
-        if h is not None:
-            h = np.asarray(h, dtype=float)
-            if h.shape != (3, 3):
-                raise UsageError(f"camera {name}: homography must be 3 x 3, got {h.shape}")
-        try:
-            offset = float(entry.get("offset_s", 0.0))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"camera {name}: offset_s must be seconds") from e
-        cameras.append(Camera(str(name), str(source), offset, h))
-    return cameras
-
-
-def identity_config(cfg: dict, names: list[str]) -> tuple[IdentityConfig, int]:
-    """The ``identity:`` section as (IdentityConfig, min_crops), with camera names in
-    overlapping views and transit windows checked against the cameras of the run."""
-    section = dict(cfg.get("identity", {}))
-
-    def camera(name) -> str:
-        if str(name) not in names:
-            raise UsageError(f"identity: camera {name!r} is not among the cameras {names}; "
-                             f"{_hint(str(name), names)}")
-        return str(name)
-
-    overlapping = set()
-    for group in section.pop("overlapping", None) or []:
-        group = [camera(n) for n in group]
-        overlapping |= {frozenset((a, b)) for a in group for b in group if a != b}
-    transit = {}
-    for w in section.pop("transit", None) or []:
-        try:
-            transit[(camera(w["from"]), camera(w["to"]))] = (float(w["min_s"]),
-                                                             float(w["max_s"]))
-        except (KeyError, TypeError) as e:
-            raise UsageError("identity.transit entries look like {from: c0, to: c1, "
-                             "min_s: 0, max_s: 60}") from e
-    min_crops = int(section.pop("min_crops", 5))
+def _parse_override(text: str) -> dict:
+    """``tracker.max_lost_s=4`` -> {"tracker": {"max_lost_s": 4}} (the value read as YAML)."""
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or section == "cameras":
+        raise UsageError(f"override {text!r} must look like section.key=value, e.g. "
+                         "tracker.max_lost_s=4 (cameras come from --camera or a site file)")
     try:
-        for key in ("ground_gate", "ground_speed"):
-            section[key] = None if section.get(key) is None else float(section[key])
-        for key in ("max_distance", "ground_gap_s"):
-            section[key] = float(section[key])
-        section["bank"] = int(section["bank"])
-    except (TypeError, ValueError) as e:
-        raise UsageError(f"identity: {e}; distances, speeds and times are numbers") from e
-    return IdentityConfig(overlapping=overlapping, transit=transit, **section), min_crops
+        return {section: {name: yaml.safe_load(value) if value else None}}
+    except yaml.YAMLError as e:
+        raise UsageError(f"override {text!r}: the value is not valid YAML") from e
 
 
-def detector_stride(cfg: dict) -> int:
-    value = cfg["detector"]["stride"]
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise UsageError(f"detector.stride={value!r} must be a whole number >= 1")
+def _to_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(value)
     return value
 
 
-def tracker_config(cfg: dict) -> TrackerConfig:
-    """The ``tracker:`` section as a TrackerConfig, each value coerced to its field's type
-    (YAML reads ``1e9`` as a string and ``1`` as an int)."""
-    known = {f.name for f in fields(TrackerConfig)}
-    section = cfg.get("tracker", {})
-    unknown = set(section) - known
-    if unknown:
-        raise UsageError(f"unknown tracker setting(s) {sorted(unknown)}; known: {sorted(known)}")
-    defaults = TrackerConfig()
-    values = {}
-    for key, value in section.items():
-        kind = type(getattr(defaults, key))
-        try:
-            values[key] = (value if kind is bool and isinstance(value, bool)
-                           else kind(float(value)) if kind in (int, float) else kind(value))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"tracker.{key}={value!r} is not a {kind.__name__}") from e
-    return TrackerConfig(**values)
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _to_float(value)
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+def _to_float(value: Any) -> float:
+    """YAML reads ``1e9`` as a string and ``1`` as an int: both are numbers here."""
+    if isinstance(value, bool):
+        raise TypeError(value)
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(value)
+    return str(value)
+
+
+CONVERTERS: dict[type, Callable[[Any], Any]] = {bool: _to_bool, int: _to_int,
+                                                float: _to_float, str: _to_str}
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` (``X | None`` allows null); other types pass as given."""
+    kinds = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    if value is None and type(None) in kinds:
+        return None
+    kind = next(k for k in kinds if k is not type(None))
+    if kind not in CONVERTERS:
+        return value
+    try:
+        return CONVERTERS[kind](value)
+    except (TypeError, ValueError):
+        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise UsageError(f"{key}={value!r} is not valid: expected {expected}") from None
+
+
+def _build(cls: type, where: str, values: dict, **ready: Any) -> Any:
+    """``cls`` from ``values``, each coerced to its field's type; ``ready`` are given as is."""
+    hints = get_type_hints(cls)
+    return cls(**{k: _coerce(f"{where}.{k}", v, hints[k]) for k, v in values.items()}, **ready)
+
+
+def _cameras(entries: Any) -> list[Camera]:
+    """The ``cameras:`` list of a site: entries with name:, source:, optional offset_s: and a
+    3 x 3 homography:."""
+    entries = [] if entries is None else entries
+    if not isinstance(entries, list):
+        raise UsageError("cameras: must be a list of {name, source, ...} entries")
+    return [_camera(i, entry) for i, entry in enumerate(entries)]
+
+
+def _camera(i: int, entry: Any) -> Camera:
+    if not isinstance(entry, dict):
+        raise UsageError(f"cameras[{i}] must be a mapping with name: and source:")
+    known = field_names(Camera)
+    for key in entry:
+        if key not in known:
+            raise UsageError(f"cameras[{i}]: {_unknown('key', str(key), known)}")
+    if not entry.get("name") or entry.get("source") is None:
+        raise UsageError(f"cameras[{i}] needs both name: and source:")
+    values = {k: v for k, v in entry.items() if k != "homography"}
+    return _build(Camera, f"cameras[{i}]", values,
+                  homography=_homography(entry["name"], entry.get("homography")))
+
+
+def _homography(camera: str, value: Any) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        h = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"camera {camera}: homography must be 3 x 3 numbers") from e
+    if h.shape != (3, 3):
+        raise UsageError(f"camera {camera}: homography must be 3 x 3, got {h.shape}")
+    return h
+
+
+def _unique_names(cameras: Sequence[Camera]) -> list[str]:
+    names: list[str] = []
+    for camera in cameras:
+        if camera.name in names:
+            raise UsageError(f"camera name {camera.name!r} is used twice; names must be unique")
+        names.append(camera.name)
+    return names
+
+
+def _identity(section: dict, names: list[str]) -> IdentityConfig:
+    """The ``identity:`` section, with the camera names of overlapping groups and transit
+    windows checked against the cameras of the run."""
+    values = dict(section)
+    overlapping = _overlapping(values.pop("overlapping", None) or [], names)
+    transit = _transit(values.pop("transit", None) or [], names)
+    return _build(IdentityConfig, "identity", values, overlapping=overlapping, transit=transit)
+
+
+def _camera_name(name: Any, names: list[str]) -> str:
+    if str(name) not in names:
+        raise UsageError(f"identity: camera {name!r} is not among the cameras {names}; "
+                         f"{_hint(str(name), names)}")
+    return str(name)
+
+
+def _overlapping(groups: Any, names: list[str]) -> set[frozenset[str]]:
+    """[[c0, c1, c2]] -> every pair of the group, as frozensets."""
+    if not isinstance(groups, list) or not all(isinstance(g, list) for g in groups):
+        raise UsageError("identity.overlapping is a list of camera groups, e.g. [[c0, c1]]")
+    pairs = set()
+    for group in groups:
+        group = [_camera_name(n, names) for n in group]
+        pairs |= {frozenset((a, b)) for a in group for b in group if a != b}
+    return pairs
+
+
+def _transit(windows: Any, names: list[str]) -> dict[tuple[str, str], tuple[float, float]]:
+    """[{from: c0, to: c1, min_s: 0, max_s: 60}] -> {(c0, c1): (0.0, 60.0)}."""
+    try:
+        parsed = [(w["from"], w["to"], float(w["min_s"]), float(w["max_s"])) for w in windows]
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError("identity.transit entries look like {from: c0, to: c1, "
+                         "min_s: 0, max_s: 60}") from e
+    return {(_camera_name(a, names), _camera_name(b, names)): (lo, hi)
+            for a, b, lo, hi in parsed}
+
+
+def _check(settings: Settings) -> None:
+    """Checks that span fields or sections."""
+    if settings.detector.stride < 1:
+        raise UsageError(f"detector.stride={settings.detector.stride} must be a whole number "
+                         ">= 1")
+    if len(settings.cameras) > 1 and not settings.reid.enabled:
+        raise UsageError("several cameras need re-ID: leave reid.enabled on")
+    if (any(c.homography is not None for c in settings.cameras)
+            and not settings.identity.ground_gate):
+        raise UsageError("cameras have homographies but identity.ground_gate is not set: "
+                         "give the ground-plane distance within which two views see one person")

@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 
 class EvalError(ValueError):
     pass
@@ -78,3 +80,26 @@ def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[st
             "IDsw": int(p["CLEAR"]["IDSW"]),
         }
     return out
+
+
+def clustering_scores(true: np.ndarray, pred: np.ndarray) -> dict:
+    """How well predicted ids group items (images, boxes) by their true ids: IDF1 (optimal
+    one-to-one matching of true and predicted ids; every item has one of each) and pairwise
+    precision / recall (pairs of items put together)."""
+    from scipy.optimize import linear_sum_assignment
+
+    t_ids, t_inv = np.unique(true, return_inverse=True)
+    p_ids, p_inv = np.unique(pred, return_inverse=True)
+    table = np.zeros((len(t_ids), len(p_ids)), np.int64)
+    np.add.at(table, (t_inv, p_inv), 1)
+    rows, cols = linear_sum_assignment(-table)
+    idf1 = table[rows, cols].sum() / len(true)  # every image has one true and one predicted id
+
+    def pairs(n):
+        return (n * (n - 1) // 2).sum()
+
+    together = pairs(table)
+    precision = together / max(pairs(table.sum(0)), 1)
+    recall = together / max(pairs(table.sum(1)), 1)
+    return {"IDF1": 100 * idf1, "pair_precision": 100 * precision, "pair_recall": 100 * recall,
+            "true_ids": len(t_ids), "predicted_ids": len(p_ids)}

@@ -71,6 +71,7 @@ class Camera:
 class IdentityConfig:
     max_distance: float = 0.4    # cosine distance above which a tracklet starts a new person
     bank: int = 20               # embeddings kept per identity
+    min_crops: int = 5           # clean crops a track needs before it gets a global id
     overlapping: set = field(default_factory=set)   # {frozenset({"cam0", "cam1"}), ...}
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}
     ground_gate: float | None = None  # ground-plane distance (its units) for one person
@@ -84,13 +85,6 @@ class Identity:
     global_id: int
     tracklets: list = field(default_factory=list)
     bank: list = field(default_factory=list)
-
-
-def quality_weighted_mean(embeddings: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Tracklet embedding: detection-score-weighted mean of crop embeddings, unit length."""
-    w = np.ones(len(embeddings)) if weights is None else np.asarray(weights, float)
-    v = (np.asarray(embeddings) * w[:, None]).sum(0)
-    return v / max(np.linalg.norm(v), 1e-12)
 
 
 class GlobalIdentities:

@@ -1,82 +1,96 @@
-"""Outputs of a run, each written under a temporary name and renamed when complete."""
+"""Outputs of a run. Every sink has the same two calls: ``write(camera, frame, rows, ids)``
+as frames go by and ``close(ids)`` at the end, where ``ids`` maps (camera, local track id) to
+the global id decided so far. Files written as frames go by (JSONL, video, contact sheets)
+show a track from the moment it has a global id; files written at the end (MOT, the
+identities table) use the final decisions, so a track's rows from before it was identified
+are in them too. Each file is written under a temporary name and renamed when complete
+(reid.io)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import os
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
+from reid.io import part_path, publish, write_bytes_atomic, write_json_atomic, write_text_atomic
+from tracking.camera_run import Row
+from tracking.sources import Frame
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _part(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+Ids = Mapping[tuple[str, int], int]
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
+class Sink(Protocol):
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None: ...
+
+    def close(self, ids: Ids) -> None: ...
 
 
-def write_json_atomic(path: str | Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2))
+def identified(rows: list[Row], ids: Ids) -> list[dict]:
+    """The rows seen in this frame whose track has a global id, as {id, box, score}."""
+    return [{"id": ids[(r.camera, r.track_id)], "box": r.box, "score": r.score}
+            for r in rows if not r.late and (r.camera, r.track_id) in ids]
 
 
-def _part(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.part{path.suffix}")
+class MotFile:
+    """MOTChallenge text for one camera: frame,id,x,y,w,h,conf,-1,-1,-1 (frames 1-based, in
+    decode order), global ids. Rows are kept with their local ids in a line-buffered .part
+    file as they come (a run that dies keeps them) and rewritten at ``close`` with the final
+    global ids, sorted by frame; tracks that never got a global id are left out."""
 
-
-class MotWriter:
-    """MOTChallenge text: frame,id,x,y,w,h,conf,-1,-1,-1 (frames 1-based, decode order).
-    Line-buffered, so a run that dies keeps every finished line in the .part file. Rows may
-    be written late (a re-found track's missed frames, a track's rows from before it had a
-    global id); ``close`` sorts the file by frame."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, camera: str):
+        self.path, self.camera = Path(path), camera
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _part(self.path)
+        self.tmp = part_path(self.path)
         self.f = open(self.tmp, "w", buffering=1)
 
-    def write(self, frame: int, tracks: list[dict]) -> None:
-        for t in tracks:
-            x1, y1, x2, y2 = t["box"]
-            self.f.write(f"{frame},{t['id']},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                         f"{t['score']:.3f},-1,-1,-1\n")
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        if camera != self.camera:
+            return
+        for r in rows:
+            x1, y1, x2, y2 = r.box
+            self.f.write(f"{r.frame},{r.track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},"
+                         f"{y2 - y1:.2f},{r.score:.3f},-1,-1,-1\n")
 
-    def close(self) -> None:
+    def close(self, ids: Ids) -> None:
         self.f.close()
-        lines = self.tmp.read_text().splitlines(keepends=True)
-        lines.sort(key=lambda line: int(line.split(",", 1)[0]))  # stable: same-frame order kept
-        self.tmp.write_text("".join(lines))
-        os.replace(self.tmp, self.path)
+        rows = []
+        for line in self.tmp.read_text().splitlines(keepends=True):
+            frame, local, rest = line.split(",", 2)
+            gid = ids.get((self.camera, int(local)))
+            if gid is not None:
+                rows.append((int(frame), f"{frame},{gid},{rest}"))
+        rows.sort(key=lambda r: r[0])  # stable: same-frame order kept
+        self.tmp.write_text("".join(line for _, line in rows))
+        publish(self.tmp, self.path)
 
 
-class JsonlWriter:
-    """One JSON object per frame: {"frame": n, "time": s, "tracks": [{id, box, score}]}."""
+class JsonlFile:
+    """One JSON object per frame of one camera: {"frame": n, "time": s, "tracks": [{id, box,
+    score}]}, the time being media time for files and capture time for live sources."""
 
-    def __init__(self, path: str | Path, fps: float):
-        self.path, self.fps = Path(path), fps
-        self.tmp = _part(self.path)
+    def __init__(self, path: str | Path, camera: str):
+        self.path, self.camera = Path(path), camera
+        self.tmp = part_path(self.path)
         self.f = open(self.tmp, "w", buffering=1)
 
-    def write(self, frame: int, tracks: list[dict], time: float | None = None) -> None:
-        """``time`` defaults to the file's media time; live runs give the capture time."""
-        time = (frame - 1) / self.fps if time is None else time
-        self.f.write(json.dumps({"frame": frame, "time": round(time, 3),
-                                 "tracks": [{"id": t["id"],
-                                             "box": [round(float(v), 1) for v in t["box"]],
-                                             "score": round(t["score"], 3)} for t in tracks]})
-                     + "\n")
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        if camera != self.camera:
+            return
+        tracks = [{"id": t["id"], "box": [round(float(v), 1) for v in t["box"]],
+                   "score": round(t["score"], 3)} for t in identified(rows, ids)]
+        self.f.write(json.dumps({"frame": frame.index, "time": round(frame.time, 3),
+                                 "tracks": tracks}) + "\n")
 
-    def close(self) -> None:
+    def close(self, ids: Ids) -> None:
         self.f.close()
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
 
 def color_of(track_id: int) -> tuple[int, int, int]:
@@ -87,55 +101,66 @@ def color_of(track_id: int) -> tuple[int, int, int]:
 
 
 class AnnotatedVideo:
-    """Boxes, ids and short trails drawn with OpenCV, written as mp4."""
+    """One camera's frames with boxes, global ids and short trails drawn (OpenCV), as mp4."""
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], trail: int = 20):
-        self.path = Path(path)
-        self.tmp = _part(self.path)
+    def __init__(self, path: str | Path, camera: str, fps: float, size: tuple[int, int],
+                 trail: int = 20):
+        self.path, self.camera = Path(path), camera
+        self.tmp = part_path(self.path)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
             raise RuntimeError(f"cannot write video {self.tmp}")
         self.trails: dict[int, deque] = defaultdict(lambda: deque(maxlen=trail))
-        self.seen: set[int] = set()
 
-    def write(self, frame_index: int, frame: np.ndarray, tracks: list[dict]) -> None:
-        img = frame.copy()
-        alive = set()
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        if camera != self.camera:
+            return
+        img = frame.image.copy()
+        tracks = identified(rows, ids)
         for t in tracks:
-            x1, y1, x2, y2 = (int(v) for v in t["box"])
-            c = color_of(t["id"])
-            alive.add(t["id"])
-            self.trails[t["id"]].append(((x1 + x2) // 2, y2))
-            pts = np.array(self.trails[t["id"]], np.int32)
-            if len(pts) > 1:
-                cv2.polylines(img, [pts], False, c, 2)
-            cv2.rectangle(img, (x1, y1), (x2, y2), c, 2)
-            label = str(t["id"])
-            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-            cv2.rectangle(img, (x1, y1 - th - 6), (x1 + tw + 4, y1), c, -1)
-            cv2.putText(img, label, (x1 + 2, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                        (0, 0, 0), 1, cv2.LINE_AA)
+            self._draw(img, t["id"], [int(v) for v in t["box"]])
+        alive = {t["id"] for t in tracks}
         for gone in [k for k in self.trails if k not in alive]:
             del self.trails[gone]  # bounded memory: only live tracks keep trails
-        cv2.putText(img, f"frame {frame_index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+        cv2.putText(img, f"frame {frame.index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                     (255, 255, 255), 2, cv2.LINE_AA)
         self.writer.write(img)
 
-    def close(self) -> None:
+    def _draw(self, img: np.ndarray, gid: int, box: list[int]) -> None:
+        x1, y1, x2, y2 = box
+        c = color_of(gid)
+        self.trails[gid].append(((x1 + x2) // 2, y2))
+        pts = np.array(self.trails[gid], np.int32)
+        if len(pts) > 1:
+            cv2.polylines(img, [pts], False, c, 2)
+        cv2.rectangle(img, (x1, y1), (x2, y2), c, 2)
+        label = str(gid)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(img, (x1, y1 - th - 6), (x1 + tw + 4, y1), c, -1)
+        cv2.putText(img, label, (x1 + 2, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+
+    def close(self, ids: Ids) -> None:
         self.writer.release()
-        os.replace(self.tmp, self.path)
+        publish(self.tmp, self.path)
 
 
 class ContactSheets:
-    """One PNG per global identity: a row per camera of its best crops (highest detection
-    score, at most one crop per second per camera so the row is not one moment repeated).
-    Crops are kept as small thumbnails, so memory per identity stays a few tens of KB."""
+    """One PNG per global identity in ``folder``: a row per camera of its best crops (highest
+    detection score, at most one crop per second per camera so the row is not one moment
+    repeated). Crops are kept as small thumbnails, so memory per identity stays a few tens
+    of KB."""
 
-    def __init__(self, per_camera: int = 5, size: tuple[int, int] = (64, 128),
+    def __init__(self, folder: str | Path, per_camera: int = 5, size: tuple[int, int] = (64, 128),
                  every_s: float = 1.0):
+        self.folder = Path(folder)
         self.per_camera, self.size, self.every_s = per_camera, size, every_s
         self.best: dict[int, dict[str, list]] = {}
         self.last: dict[tuple[int, str], float] = {}
+
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        for t in identified(rows, ids):
+            self.offer(t["id"], camera, frame.time, frame.image, t["box"], t["score"])
 
     def offer(self, global_id: int, camera: str, time: float, frame: np.ndarray,
               box: list[float], score: float) -> None:
@@ -155,22 +180,55 @@ class ContactSheets:
         row.sort(key=lambda r: -r[0])
         del row[self.per_camera:]
 
-    def write(self, folder: str | Path) -> int:
-        folder = Path(folder)
-        w, h = self.size
+    def close(self, ids: Ids) -> None:
         for gid, cams in self.best.items():
-            label_w = 70
-            sheet = np.full((24 + len(cams) * (h + 4), label_w + self.per_camera * (w + 4), 3),
-                            255, np.uint8)
-            cv2.putText(sheet, f"id {gid}", (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
-                        color_of(gid), 2, cv2.LINE_AA)
-            for r, (camera, row) in enumerate(sorted(cams.items())):
-                y = 24 + r * (h + 4)
-                cv2.putText(sheet, camera[:8], (4, y + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                            (0, 0, 0), 1, cv2.LINE_AA)
-                for c, (_, crop) in enumerate(row):
-                    x = label_w + c * (w + 4)
-                    sheet[y:y + h, x:x + w] = crop
-            ok, png = cv2.imencode(".png", sheet)
-            write_bytes_atomic(folder / f"id_{gid:04d}.png", png.tobytes())
-        return len(self.best)
+            ok, png = cv2.imencode(".png", self._sheet(gid, cams))
+            write_bytes_atomic(self.folder / f"id_{gid:04d}.png", png.tobytes())
+
+    def _sheet(self, gid: int, cams: dict[str, list]) -> np.ndarray:
+        w, h = self.size
+        label_w = 70
+        sheet = np.full((24 + len(cams) * (h + 4), label_w + self.per_camera * (w + 4), 3),
+                        255, np.uint8)
+        cv2.putText(sheet, f"id {gid}", (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
+                    color_of(gid), 2, cv2.LINE_AA)
+        for r, (camera, row) in enumerate(sorted(cams.items())):
+            y = 24 + r * (h + 4)
+            cv2.putText(sheet, camera[:8], (4, y + h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+            for c, (_, crop) in enumerate(row):
+                x = label_w + c * (w + 4)
+                sheet[y:y + h, x:x + w] = crop
+        return sheet
+
+
+class IdentitiesFile:
+    """identities.json and .csv in ``folder``: one row per identified local track (global id,
+    camera, local id, first and last time seen, frames seen), by global id."""
+
+    FIELDS = ["global_id", "camera", "local_id", "first_s", "last_s", "frames"]
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.spans: dict[tuple[str, int], list] = {}  # key -> [first_s, last_s, frames]
+
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        for r in rows:
+            if not r.late:
+                span = self.spans.setdefault((r.camera, r.track_id), [r.time, r.time, 0])
+                span[1], span[2] = r.time, span[2] + 1
+
+    def table(self, ids: Ids) -> list[dict]:
+        table = [{"global_id": ids[k], "camera": k[0], "local_id": k[1],
+                  "first_s": round(first, 3), "last_s": round(last, 3), "frames": frames}
+                 for k, (first, last, frames) in self.spans.items() if k in ids]
+        return sorted(table, key=lambda r: (r["global_id"], r["first_s"]))
+
+    def close(self, ids: Ids) -> None:
+        table = self.table(ids)
+        write_json_atomic(self.folder / "identities.json", table)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.FIELDS)
+        writer.writeheader()
+        writer.writerows(table)
+        write_text_atomic(self.folder / "identities.csv", buf.getvalue())

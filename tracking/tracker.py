@@ -14,7 +14,8 @@ Per frame (ByteTrack's two stages, with appearance in the first):
    keeps walking at its last velocity (its size frozen), so after an occlusion it is found
    where the person reappears, not where they disappeared. When it is found again, the
    frames it missed get boxes interpolated between where it was lost and where it is found
-   (``Track.gap``), for outputs that can be written late such as MOT files.
+   (``Track.gap``), for outputs that can be written late such as MOT files. Tracks dropped
+   here are reported once by ``pop_ended`` (``finish`` ends the rest when the source ends).
 
 Appearance memory is a bounded set of embeddings from clean, confident detections: the
 distance is to the closest of them, so one bad crop never drags the identity away.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracking.association import assign, iou_matrix
+from tracking.association import assign, iou_matrix, mean_direction
 from tracking.motion import BoxKalman
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
@@ -94,6 +95,14 @@ class Track:
             return np.ones(len(feats))
         return (1 - feats @ np.stack(self.memory).T).min(1)
 
+    def embedding(self, min_crops: int = 1) -> np.ndarray | None:
+        """The tracklet's appearance for matching across cameras: the mean direction of its
+        memorised crops (clean, confident, unoccluded ones only), or None while it has fewer
+        than ``min_crops`` (one crop is too noisy to match a person by)."""
+        if len(self.memory) < max(1, min_crops):
+            return None
+        return mean_direction(np.stack(self.memory))
+
 
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> N x D unit rows
 
@@ -108,6 +117,7 @@ class Tracker:
         self.frame = 0
         self._next_id = 1
         self.crops_embedded = 0
+        self._ended: list[Track] = []
 
     # ---- appearance -------------------------------------------------------------------
     def _embed(self, image: np.ndarray | None, dets: np.ndarray,
@@ -219,6 +229,18 @@ class Tracker:
     def ids_issued(self) -> int:
         return self._next_id - 1
 
+    def pop_ended(self) -> list[Track]:
+        """Tracks that ended (lost for longer than ``max_lost_s``) since the last call."""
+        ended, self._ended = self._ended, []
+        return ended
+
+    def finish(self) -> list[Track]:
+        """End of the source: every track with an id ends now (returned with those that
+        ended before and were not popped yet)."""
+        self._ended += [t for t in self.tracks if t.track_id]
+        self.tracks = []
+        return self.pop_ended()
+
     def _confirm(self, t: Track) -> None:
         """Ids are handed out on confirmation, so short-lived false starts use none."""
         t.state = CONFIRMED
@@ -280,8 +302,11 @@ class Tracker:
             if t.state == CONFIRMED and t.last_seen < self.frame:
                 t.state = LOST
                 t.kalman.stop(keep_velocity=cfg.lost_keeps_velocity)
-        self.tracks = [t for t in self.tracks if id(t) not in dead
-                       and self.frame - t.last_seen <= self.max_lost]
+        keep = [t for t in self.tracks if id(t) not in dead
+                and self.frame - t.last_seen <= self.max_lost]
+        kept = {id(t) for t in keep}
+        self._ended += [t for t in self.tracks if t.track_id and id(t) not in kept]
+        self.tracks = keep
 
         for c in um_rest:
             if rest[c, 4] < cfg.new_track_score:

@@ -8,6 +8,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from reid.io import publish
+
 MARKET_ARCHIVES = ("market1501_train.tar.gz", "market1501_query_gallery.tar.gz")
 
 
@@ -33,7 +35,7 @@ def resolve_data_root(root: str | Path) -> Path:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
         try:
-            os.replace(tmp, target)
+            publish(tmp, target)
         except OSError:
             if not target.is_dir():  # else another process extracted it first
                 raise

@@ -6,14 +6,13 @@ embedding size, input size, normalisation, training config), so ``--weights X`` 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from reid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from reid.io import atomic_path
 from reid.models import ReidNet
 
 FORMAT = "mcreid.reid/1"
@@ -25,16 +24,8 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """Write to a temp file beside ``path`` and rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def model_meta(model: ReidNet, cfg: dict) -> dict:

@@ -1,7 +1,8 @@
 """Training configuration: YAML files under configs/reid/ plus ``key=value`` overrides.
 
 Defaults live here, in one place; a config file only states what it changes.
-``${MCREID_SHARED}`` in a value expands to the shared data folder (default ``../shared``).
+``${MCREID_SHARED}`` in a value expands to the shared data folder: the MCREID_SHARED environment
+variable, else the ``shared`` folder beside the checkout (the same wherever a command runs).
 """
 
 from __future__ import annotations
@@ -66,17 +67,24 @@ class ConfigError(ValueError):
     pass
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 def shared_dir() -> str:
-    return os.environ.get("MCREID_SHARED", str(Path.cwd() / ".." / "shared"))
+    """The shared data folder (datasets, weights): MCREID_SHARED, else ``shared`` beside the
+    checkout, so that a command run from any folder finds the same data."""
+    return os.environ.get("MCREID_SHARED") or str(REPO_ROOT.parent / "shared")
 
 
-def _expand(value: Any) -> Any:
+def expand_shared(value: Any) -> Any:
+    """``value`` with ``${MCREID_SHARED}`` replaced in every string, through dicts and lists;
+    the one expansion the training and tracking configs share."""
     if isinstance(value, str):
         return value.replace("${MCREID_SHARED}", shared_dir())
     if isinstance(value, dict):
-        return {k: _expand(v) for k, v in value.items()}
+        return {k: expand_shared(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v) for v in value]
+        return [expand_shared(v) for v in value]
     return value
 
 
@@ -122,4 +130,4 @@ def load_config(path: str | None = None, overrides: list[str] | tuple[str, ...] 
         _merge(cfg, data)
     for text in overrides:
         _merge(cfg, parse_override(text))
-    return _expand(cfg)
+    return expand_shared(cfg)

@@ -7,7 +7,6 @@ batches (all ranks compute the same list from the seed), gradients are averaged 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -32,6 +31,7 @@ from reid.engine.checkpoint import (
 )
 from reid.engine.evaluator import evaluate
 from reid.inference import pick_device
+from reid.io import write_json_atomic
 from reid.losses import CrossEntropyLabelSmooth, QuadrupletLoss, TripletLoss
 from reid.models import ReidNet, load_backbone_weights
 from reid.models.backbones import deep_sort_mobilenet_path
@@ -178,9 +178,7 @@ class Trainer:
         ckpt.update(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
                     epoch=epoch, history=self.history, metrics=metrics or {})
         atomic_save(ckpt, self.last_path)
-        tmp = self.out / ".history.json.tmp"
-        tmp.write_text(json.dumps(self.history, indent=1))
-        os.replace(tmp, self.out / "history.json")
+        write_json_atomic(self.out / "history.json", self.history, indent=1)
 
     def train_epoch(self, epoch: int) -> dict:
         self.net.train()

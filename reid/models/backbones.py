@@ -7,6 +7,7 @@ initial weights come from a local file (see :func:`load_backbone_weights`).
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -22,7 +23,11 @@ class TorchreidBackbone(nn.Module):
 
     def __init__(self, arch: str):
         super().__init__()
-        from torchreid.reid import models  # heavy import, only when used
+        with warnings.catch_warnings():
+            # torchreid warns on import that its Cython ranking is not built; we rank with
+            # reid.metrics, so the warning only buries the output of every command
+            warnings.filterwarnings("ignore", message="Cython evaluation")
+            from torchreid.reid import models  # heavy import, only when used
 
         net = models.build_model(arch, num_classes=1, loss="softmax", pretrained=False)
         self.net = net

@@ -1,0 +1,163 @@
+"""The seam: a per-camera run turns frames into tracklet events, the identity service turns
+events into decisions, and sinks write from the decisions. Hand-made event sequences and
+small synthetic frames; no video, no model."""
+
+import numpy as np
+import pytest
+
+from tracking.camera_run import CameraRun, Row
+from tracking.events import Decision, TrackletEnded, TrackletStarted, TrackletUpdated
+from tracking.identities import LocalIds, OnlineIdentities, identity_service
+from tracking.multicam import Camera, IdentityConfig
+from tracking.sinks import IdentitiesFile, JsonlFile, MotFile
+from tracking.sources import Frame
+from tracking.tracker import Tracker, TrackerConfig
+
+
+def unit(*v):
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+RED, GREEN, BLUE = unit(1, 0.05, 0), unit(0, 1, 0.05), unit(0.05, 0, 1)
+
+
+def seen(camera, track, t, embedding=None, ground=None):
+    """A track seen at time t (one frame per 0.1 s), optionally carrying its embedding."""
+    return TrackletUpdated(camera, track, t, int(round(t * 10)) + 1, (0, 0, 10, 20), 0.9,
+                           ground, embedding)
+
+
+def test_local_ids_decide_at_start():
+    service = LocalIds()
+    decisions = service.consume([TrackletStarted("cam", 3, 0.0), seen("cam", 3, 0.0),
+                                 TrackletStarted("cam", 4, 0.0)])
+    assert decisions == [Decision("cam", 3, 3), Decision("cam", 4, 4)]
+    assert service.consume([seen("cam", 3, 0.1)]) == []
+
+
+def test_identity_service_picks_its_strategy():
+    assert isinstance(identity_service(IdentityConfig(), ["a"]), LocalIds)
+    assert isinstance(identity_service(IdentityConfig(), ["a", "b"]), OnlineIdentities)
+
+
+def test_online_identity_waits_for_an_embedding_then_matches_across_cameras():
+    service = OnlineIdentities(IdentityConfig(max_distance=0.3))
+    assert service.consume([TrackletStarted("a", 1, 0.0), seen("a", 1, 0.0)]) == []
+    assert service.consume([seen("a", 1, 0.5, RED)]) == [Decision("a", 1, 1)]
+    assert service.consume([seen("a", 1, 1.0)]) == []  # decided once
+    service.consume([TrackletEnded("a", 1, 3.0, RED)])
+    # later, in the other camera: the same look is the same person, another look is new
+    got = service.consume([seen("b", 7, 10.0, RED), seen("b", 8, 10.0, GREEN)])
+    assert got == [Decision("b", 7, 1), Decision("b", 8, 2)]
+
+
+def test_one_person_is_never_in_two_places_at_once():
+    service = OnlineIdentities(IdentityConfig(max_distance=0.3))
+    assert service.consume([seen("a", 1, 0.0, BLUE)]) == [Decision("a", 1, 1)]
+    # the same look at the same time in a camera whose view does not overlap is someone
+    # else, and so is a second track of the same camera
+    got = service.consume([seen("a", 1, 0.1), seen("b", 1, 0.1, BLUE), seen("a", 2, 0.1, BLUE)])
+    assert got == [Decision("b", 1, 2), Decision("a", 2, 3)]
+
+
+def test_overlapping_views_entered_in_one_step_share_an_identity():
+    cfg = IdentityConfig(max_distance=0.3, overlapping={frozenset(("a", "b"))})
+    service = OnlineIdentities(cfg)
+    got = service.consume([seen("a", 1, 0.0, RED), seen("b", 5, 0.0, RED)])
+    assert got == [Decision("a", 1, 1), Decision("b", 5, 1)]
+
+
+def test_ground_plane_decides_between_lookalikes():
+    cfg = IdentityConfig(max_distance=0.3, overlapping={frozenset(("a", "b"))},
+                         ground_gate=1.0, ground_samples=2)
+    service = OnlineIdentities(cfg)
+    for k in range(3):
+        service.consume([seen("a", 1, k / 10, RED if k == 2 else None, ground=(0.0, 0.0))])
+    # a look-alike standing 5 units away in the other view at the same times
+    for k in range(3):
+        got = service.consume([seen("b", 9, k / 10, RED if k == 2 else None, ground=(5.0, 0))])
+    assert got == [Decision("b", 9, 2)]
+
+
+def test_ended_tracks_free_what_matching_no_longer_needs():
+    service = OnlineIdentities(IdentityConfig(max_distance=0.3))
+    service.consume([seen("a", 1, 0.0, RED, ground=(0, 0)), seen("a", 1, 0.1, None, (1, 0)),
+                     seen("a", 2, 0.1, None, (5, 5))])
+    service.consume([TrackletEnded("a", 1, 0.2), TrackletEnded("a", 2, 0.2)])
+    assert ("a", 2) not in service.tracklets  # never identified: forgotten
+    assert list(service.tracklets[("a", 1)].ground.values()) == [(1, 0)]  # last place only
+
+
+def colour_embedder(frame, boxes):
+    """A real, if crude, appearance: the mean colour of each crop, unit length."""
+    out = []
+    for x1, y1, x2, y2 in boxes.astype(int):
+        v = frame[y1:y2, x1:x2].reshape(-1, 3).mean(0) + 1e-3
+        out.append(v / np.linalg.norm(v))
+    return np.array(out, np.float32)
+
+
+def frames_with_one_person(n, fps=10.0, gone_after=None):
+    """A red person walking right on a grey background; absent after ``gone_after``."""
+    for i in range(1, n + 1):
+        img = np.full((120, 200, 3), 90, np.uint8)
+        x = 10 + 3 * i
+        dets = np.zeros((0, 5), np.float32)
+        if gone_after is None or i <= gone_after:
+            img[30:90, x:x + 25] = (0, 0, 220)
+            dets = np.array([[x, 30, x + 25, 90, 0.95]], np.float32)
+        yield Frame(i, (i - 1) / fps, img, 0.0), dets
+
+
+def test_camera_run_reports_start_embedding_once_and_end():
+    tracker = Tracker(TrackerConfig(max_lost_s=0.3, selective_reid=False), colour_embedder,
+                      fps=10.0)
+    run = CameraRun(Camera("door", "door.mp4"), tracker, min_crops=3)
+    events, rows = [], []
+    for frame, dets in frames_with_one_person(20, gone_after=10):
+        r, e = run.step(frame, dets)
+        rows += r
+        events += e
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "TrackletStarted" and kinds[-1] == "TrackletEnded"
+    assert kinds.count("TrackletStarted") == 1 and kinds.count("TrackletEnded") == 1
+    with_embedding = [e for e in events if isinstance(e, TrackletUpdated) and
+                      e.embedding is not None]
+    assert len(with_embedding) == 1  # sent once, when the track has 3 crops
+    assert np.linalg.norm(with_embedding[0].embedding) == pytest.approx(1.0)
+    assert {e.track_id for e in events} == {1} and {r.track_id for r in rows} == {1}
+    assert run.finish(2.0) == []  # already ended: nothing left to end
+
+
+def test_camera_run_ends_live_tracks_when_the_source_ends():
+    run = CameraRun(Camera("door", "door.mp4"), Tracker(TrackerConfig(), None, fps=10.0))
+    for frame, dets in frames_with_one_person(5):
+        run.step(frame, dets)
+    ended = run.finish(0.5)
+    assert [(type(e), e.track_id) for e in ended] == [(TrackletEnded, 1)]
+
+
+def test_files_are_written_from_the_final_decisions(tmp_path):
+    """MOT and the identities table use the ids decided by the end of the run, rows from
+    before a track's decision included; JSONL shows ids as they were known at the time."""
+    mot, jsonl, table = (MotFile(tmp_path / "a.txt", "a"), JsonlFile(tmp_path / "a.jsonl", "a"),
+                         IdentitiesFile(tmp_path))
+    ids = {}
+    img = np.zeros((4, 4, 3), np.uint8)
+    for i in (3, 1, 2):  # a late row (frame 1) is sorted in
+        frame = Frame(i, i / 10, img, 0.0)
+        rows = [Row("a", i, i / 10, 5, [0, 0, 2, 2], 0.9), Row("a", i, i / 10, 6, [1, 1, 3, 3],
+                                                              0.8)]
+        if i == 2:
+            ids[("a", 5)] = 42
+        for sink in (mot, jsonl, table):
+            sink.write("a", frame, rows, ids)
+    for sink in (mot, jsonl, table):
+        sink.close(ids)
+    lines = (tmp_path / "a.txt").read_text().splitlines()
+    assert [line.split(",")[:2] for line in lines] == [["1", "42"], ["2", "42"], ["3", "42"]]
+    live = [line.count('"id"') for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert live == [0, 0, 1]  # frames 3 and 1 were written before the decision
+    assert [(r["global_id"], r["local_id"], r["frames"]) for r in table.table(ids)] == \
+        [(42, 5, 3)]

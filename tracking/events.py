@@ -1,0 +1,62 @@
+"""The seam between per-camera runs and the identity service.
+
+A per-camera run (tracking.camera_run) turns frames into tracklet events; the identity
+service (tracking.identities) turns events into decisions. Both are plain data: no video, no
+torch, nothing a process boundary or a broker could not carry. Events of one step (one frame
+of every camera) are handed over together, in camera order, each camera's updates before
+its ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrackletStarted:
+    """A local track was confirmed and got its id in its camera."""
+
+    camera: str
+    track_id: int
+    time: float           # seconds: media time + offset for files, since the run began live
+
+
+@dataclass(frozen=True)
+class TrackletUpdated:
+    """The track was seen in a frame. ``embedding`` comes once, in the first update after
+    the track has enough clean crops to be matched across cameras (``identity.min_crops``)."""
+
+    camera: str
+    track_id: int
+    time: float
+    frame: int
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the camera's pixels
+    score: float
+    ground: tuple[float, float] | None = None  # feet on the site's ground plane
+    embedding: np.ndarray | None = None        # unit vector
+
+
+@dataclass(frozen=True)
+class TrackletEnded:
+    """The track was lost for good (or its source ended); ``embedding`` is its final
+    appearance, None if it never had enough clean crops."""
+
+    camera: str
+    track_id: int
+    time: float
+    embedding: np.ndarray | None = None
+
+
+TrackletEvent = TrackletStarted | TrackletUpdated | TrackletEnded
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Local track (camera, track_id) is person ``global_id``. A later decision for the same
+    track replaces an earlier one (a relabel); outputs written at the end use the last."""
+
+    camera: str
+    track_id: int
+    global_id: int

@@ -1,0 +1,97 @@
+"""The identity service: tracklet events in, global-id decisions out.
+
+It sees no video and no model, only events (tracking.events), so it can run beside the
+cameras, in another process, or over a broker, and is tested on hand-made event sequences.
+Two strategies share its interface (``consume(events) -> decisions``):
+
+- ``LocalIds`` for a site with one camera: a person is a local track, decided when the
+  track starts.
+- ``OnlineIdentities`` for several cameras: a track is matched to the people seen so far
+  (tracking.multicam.GlobalIdentities) as soon as it has a tracklet embedding; tracks of one
+  step are matched together, so one person entering two overlapping views at once can get
+  one identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from tracking.events import (
+    Decision,
+    TrackletEnded,
+    TrackletEvent,
+    TrackletStarted,
+    TrackletUpdated,
+)
+from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet
+
+
+class IdentityService(Protocol):
+    def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
+        """Take one step's events; return the decisions they allow."""
+        ...
+
+
+class LocalIds:
+    """One camera: its local track ids are the global ids."""
+
+    def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
+        return [Decision(e.camera, e.track_id, e.track_id) for e in events
+                if isinstance(e, TrackletStarted)]
+
+
+class OnlineIdentities:
+    """Several cameras, decided as events arrive (live runs, and today's recordings).
+
+    Per step: every update is recorded (time span, ground positions); tracks that now have
+    an embedding and no identity are matched together; then ended tracks are closed (an
+    identified one keeps only what later matches need, an unidentified one is forgotten)."""
+
+    def __init__(self, config: IdentityConfig | None = None):
+        self.matcher = GlobalIdentities(config)
+        self.tracklets: dict[tuple[str, int], Tracklet] = {}  # open or identified
+        self.identified: set[tuple[str, int]] = set()
+
+    def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
+        events = list(events)
+        ready = [k for e in events if isinstance(e, TrackletUpdated)
+                 if (k := self._record(e)) is not None]
+        decisions = self._identify(ready)
+        for e in events:
+            if isinstance(e, TrackletEnded):
+                self._end((e.camera, e.track_id))
+        return decisions
+
+    def _record(self, e: TrackletUpdated) -> tuple[str, int] | None:
+        """Updates the tracklet; returns its key when it is ready to be identified."""
+        key = (e.camera, e.track_id)
+        tl = self.tracklets.get(key)
+        if tl is None:
+            tl = self.tracklets[key] = Tracklet(e.camera, e.track_id, e.time, e.time, None, 0)
+        tl.end = e.time
+        tl.frames += 1
+        if e.ground is not None:
+            tl.place(e.time, e.ground)
+        if e.embedding is not None and key not in self.identified:
+            tl.embedding = e.embedding
+            return key
+        return None
+
+    def _identify(self, keys: Sequence[tuple[str, int]]) -> list[Decision]:
+        if not keys:
+            return []
+        ids = self.matcher.assign([self.tracklets[k] for k in keys])
+        self.identified.update(keys)
+        return [Decision(k[0], k[1], gid) for k, gid in zip(keys, ids)]
+
+    def _end(self, key: tuple[str, int]) -> None:
+        if key in self.identified:
+            self.tracklets[key].close()
+        else:
+            self.tracklets.pop(key, None)
+
+
+def identity_service(config: IdentityConfig, cameras: Sequence[str]) -> IdentityService:
+    """The strategy for a site: local ids for one camera, online matching for several."""
+    return LocalIds() if len(cameras) == 1 else OnlineIdentities(config)
