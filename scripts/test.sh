@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export MCREID_SHARED=${MCREID_SHARED:-$(cd .. && pwd)/shared}
 export YOLO_OFFLINE=1
+.venv/bin/ruff check .  # style is part of the build: ruff.toml
 .venv/bin/python -m pytest -q "$@"
