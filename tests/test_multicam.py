@@ -118,4 +118,4 @@ def test_two_real_cameras_end_to_end(tmp_path):
     dup = subprocess.run([sys.executable, "-m", "tracking.cli", "run", "--camera", f"a={c0}",
                           "--camera", f"a={c1}", "--output", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
-    assert dup.returncode == 2 and "given twice" in dup.stderr
+    assert dup.returncode == 2 and "used twice" in dup.stderr

@@ -27,8 +27,6 @@ def cli_cameras(args) -> tuple[list[Camera], list[str]]:
         name, sep, source = item.partition("=")
         if not sep or not name or not source:
             raise UsageError(f"--camera {item!r} must look like NAME=VIDEO_OR_URL")
-        if any(c.name == name for c in cameras):
-            raise UsageError(f"camera name {name!r} is given twice")
         cameras.append(Camera(name, source))
     from tracking.sources import is_stream
 
@@ -109,12 +107,17 @@ def camera_line(c: dict) -> str:
 
 
 def cmd_eval(args) -> int:
-    from tracking.evaluation import evaluate_mot
+    from tracking.evaluation import evaluate_mot, evaluate_multi_camera
 
-    scores = evaluate_mot(args.pred, args.gt)
-    print(f"{'sequence':20s} {'HOTA':>6s} {'MOTA':>6s} {'IDF1':>6s} {'IDsw':>5s}")
+    scores: dict = evaluate_mot(args.pred, args.gt)
+    print(f"{'camera / sequence':20s} {'HOTA':>6s} {'MOTA':>6s} {'IDF1':>6s} {'IDsw':>5s}")
     for seq, s in scores.items():
         print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
+    if args.multi_camera or (Path(args.pred) / "identities.json").is_file():
+        m = scores["multi_camera"] = evaluate_multi_camera(args.pred, args.gt)
+        print(f"across cameras {', '.join(m['cameras'])}: IDF1 {m['IDF1']:.1f} "
+              f"(IDP {m['IDP']:.1f}, IDR {m['IDR']:.1f}); one global id must be one person "
+              "in every view")
     if args.json:
         from reid.io import write_json_atomic
 
@@ -155,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="live streams: stop after this many seconds (default: until Ctrl-C)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost_s=4")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
-    e.add_argument("--pred", required=True, help="folder of <SEQ>.txt")
-    e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt")
+    e.add_argument("--pred", required=True, help="folder of <SEQ>.txt (a run's output)")
+    e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt and "
+                   "<SEQ>/seqinfo.ini; for a camera site, <camera>/gt/gt.txt")
     e.add_argument("--json", default=None)
+    e.add_argument("--multi-camera", action="store_true",
+                   help="also score identity across the run's cameras (automatic for runs "
+                   "of several cameras, which write identities.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,7 +1,10 @@
 """MOT metrics with TrackEval (HOTA, CLEAR MOT, Identity), MOTChallenge layout, MOT15 rules.
 
 Predictions ``PRED/<SEQ>.txt`` are scored against ``GT/<SEQ>/gt/gt.txt``; every sequence
-needs ``GT/<SEQ>/seqinfo.ini`` (for its length). Values are percentages.
+needs ``GT/<SEQ>/seqinfo.ini`` (for its length). A ground truth annotated on every Nth frame
+only says so with ``annotatedEvery=N`` there, and is scored on those frames only. For a run of
+several cameras, ``evaluate_multi_camera`` scores identity across all of them at once.
+Values are percentages.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
-import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,41 +23,81 @@ class EvalError(ValueError):
     pass
 
 
-def sequences(pred_dir: Path, gt_root: Path) -> dict[str, int]:
-    seqs = {}
-    for pred in sorted(pred_dir.glob("*.txt")):
-        seq = pred.stem
-        gt = gt_root / seq / "gt" / "gt.txt"
-        ini = gt_root / seq / "seqinfo.ini"
-        if not gt.is_file():
-            continue
-        if not ini.is_file():
-            raise EvalError(f"{ini} is missing: it gives the sequence length (seqLength=)")
-        info = configparser.ConfigParser()
-        info.read(ini)
-        seqs[seq] = int(info["Sequence"]["seqLength"])
+@dataclass
+class Sequence:
+    """One camera's ground truth: its boxes and the frames that were annotated (all of
+    them, or every ``annotatedEvery``-th from frame 1 when seqinfo.ini says so)."""
+
+    name: str
+    gt: np.ndarray          # MOT rows
+    pred: np.ndarray        # MOT rows of the run, on the annotated frames only
+    frames: np.ndarray      # annotated frame numbers, ascending
+
+
+def _rows(path: Path) -> np.ndarray:
+    try:
+        rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as e:
+        raise EvalError(f"{path} is not MOTChallenge text (frame,id,x,y,w,h,...): {e}") from e
+    return rows if len(rows) else np.zeros((0, 10))
+
+
+def _read(seq: str, pred_dir: Path, gt_root: Path) -> Sequence:
+    ini, gt_file = gt_root / seq / "seqinfo.ini", gt_root / seq / "gt" / "gt.txt"
+    if not ini.is_file():
+        raise EvalError(f"{ini} is missing: it gives the sequence length (seqLength=)")
+    info = configparser.ConfigParser()
+    info.read(ini)
+    length = int(info["Sequence"]["seqLength"])
+    every = int(info["Sequence"].get("annotatedEvery", 1))
+    gt, pred = _rows(gt_file), _rows(pred_dir / f"{seq}.txt")
+    for rows, path in ((gt, gt_file), (pred, pred_dir / f"{seq}.txt")):
+        if len(rows) and not 1 <= rows[:, 0].min() <= rows[:, 0].max() <= length:
+            raise EvalError(f"{path} has frames outside 1..{length}, the length {ini} gives; "
+                            "is it the right video or ground truth?")
+    frames = np.arange(1, length + 1, every)
+    if every > 1 and not np.isin(gt[:, 0], frames).all():
+        raise EvalError(f"{gt_file} has boxes on frames that are not every {every}th from 1, "
+                        f"as annotatedEvery={every} in {ini} says")
+    return Sequence(seq, gt, pred[np.isin(pred[:, 0], frames)], frames)
+
+
+def sequences(pred_dir: Path, gt_root: Path) -> list[Sequence]:
+    """Every prediction PRED/<SEQ>.txt that has ground truth GT/<SEQ>/gt/gt.txt."""
+    seqs = [_read(p.stem, pred_dir, gt_root) for p in sorted(pred_dir.glob("*.txt"))
+            if (gt_root / p.stem / "gt" / "gt.txt").is_file()]
     if not seqs:
         raise EvalError(f"no prediction in {pred_dir} has ground truth in {gt_root} "
                         "(expected PRED/<SEQ>.txt and GT/<SEQ>/gt/gt.txt)")
     return seqs
 
 
-def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[str, float]]:
-    """{"<SEQ>": {"HOTA", "MOTA", "IDF1", "IDsw", ...}, ..., "COMBINED": {...}}"""
+def _stage(seqs: list[Sequence], folder: Path) -> dict[str, int]:
+    """Writes the sequences in TrackEval's layout, annotated frames renumbered 1..K (so a
+    sampled ground truth is scored on its samples only); returns {name: K}."""
+    lengths = {}
+    for s in seqs:
+        renumber = {int(f): k + 1 for k, f in enumerate(s.frames)}
+        for rows, path in ((s.gt, folder / "gt" / s.name / "gt" / "gt.txt"),
+                           (s.pred, folder / "trackers" / "mcreid" / "data" / f"{s.name}.txt")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = rows.copy()
+            rows[:, 0] = [renumber[int(f)] for f in rows[:, 0]]
+            np.savetxt(path, rows, delimiter=",", fmt="%.6g")
+        lengths[s.name] = len(s.frames)
+    return lengths
+
+
+def _trackeval(seqs: list[Sequence], metrics: list[str]) -> dict:
     import trackeval
 
-    pred_dir, gt_root = Path(pred_dir), Path(gt_root)
-    seqs = sequences(pred_dir, gt_root)
+    quiet = {"PRINT_CONFIG": False}
     with tempfile.TemporaryDirectory() as tmp:
-        # TrackEval wants TRACKERS/<name>/data/<SEQ>.txt: link the predictions there.
-        data = Path(tmp) / "trackers" / "mcreid" / "data"
-        data.mkdir(parents=True)
-        for seq in seqs:
-            shutil.copy(pred_dir / f"{seq}.txt", data / f"{seq}.txt")
+        lengths = _stage(seqs, Path(tmp))
         dataset = trackeval.datasets.MotChallenge2DBox({
-            "GT_FOLDER": str(gt_root), "TRACKERS_FOLDER": str(Path(tmp) / "trackers"),
+            "GT_FOLDER": str(Path(tmp) / "gt"), "TRACKERS_FOLDER": str(Path(tmp) / "trackers"),
             "OUTPUT_FOLDER": str(Path(tmp) / "out"), "TRACKERS_TO_EVAL": ["mcreid"],
-            "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True, "SEQ_INFO": seqs,
+            "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True, "SEQ_INFO": lengths,
             "PRINT_CONFIG": False,
         })
         evaluator = trackeval.Evaluator({
@@ -62,14 +105,17 @@ def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[st
             "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
             "PLOT_CURVES": False, "OUTPUT_EMPTY_CLASSES": False, "DISPLAY_LESS_PROGRESS": True,
         })
-        quiet = {"PRINT_CONFIG": False}
-        metrics = [trackeval.metrics.HOTA(quiet), trackeval.metrics.CLEAR(quiet),
-                   trackeval.metrics.Identity(quiet)]
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            res, _ = evaluator.evaluate([dataset], metrics)
-    per_seq = res["MotChallenge2DBox"]["mcreid"]
+            res, _ = evaluator.evaluate([dataset], [getattr(trackeval.metrics, m)(quiet)
+                                                    for m in metrics])
+    return res["MotChallenge2DBox"]["mcreid"]
+
+
+def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[str, float]]:
+    """{"<SEQ>": {"HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDsw"}, ..., "COMBINED": {...}}"""
+    seqs = sequences(Path(pred_dir), Path(gt_root))
     out = {}
-    for seq, r in per_seq.items():
+    for seq, r in _trackeval(seqs, ["HOTA", "CLEAR", "Identity"]).items():
         p = r["pedestrian"]
         out["COMBINED" if seq == "COMBINED_SEQ" else seq] = {
             "HOTA": 100 * float(p["HOTA"]["HOTA"].mean()),
@@ -80,6 +126,33 @@ def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[st
             "IDsw": int(p["CLEAR"]["IDSW"]),
         }
     return out
+
+
+def evaluate_multi_camera(pred_dir: str | Path, gt_root: str | Path) -> dict[str, float]:
+    """Identity across cameras (the multi-camera IDF1/IDP/IDR of DukeMTMC and the AI City
+    Challenge): the cameras' annotated frames are laid end to end as one sequence, so a
+    global id must stay one person in every view to keep its matches. The run's global ids
+    and the ground truth's ids must each mean one person in all cameras."""
+    pred_dir, gt_root = Path(pred_dir), Path(gt_root)
+    cams = sorted(p.stem for p in pred_dir.glob("*.txt"))
+    missing = [c for c in cams if not (gt_root / c / "gt" / "gt.txt").is_file()]
+    if missing:
+        have = sorted(p.parent.parent.name for p in gt_root.glob("*/gt/gt.txt"))
+        raise EvalError(f"camera(s) {missing} of {pred_dir} have no ground truth in {gt_root} "
+                        f"(it has {have}); camera names must match the run's <camera>.txt")
+    if len(cams) < 2:
+        raise EvalError(f"{pred_dir} holds {len(cams)} camera(s); multi-camera scoring needs "
+                        "a run of two or more cameras (track run --config SITE)")
+    seqs = [_read(c, pred_dir, gt_root) for c in cams]
+    joined, offset = [], 0
+    for s in seqs:
+        shift = lambda rows, o=offset: np.c_[rows[:, :1] + o, rows[:, 1:]]  # noqa: E731
+        joined.append((shift(s.gt), shift(s.pred), s.frames + offset))
+        offset += int(s.frames[-1])
+    one = Sequence("multi_camera", *(np.concatenate(parts) for parts in zip(*joined)))
+    p = _trackeval([one], ["Identity"])["multi_camera"]["pedestrian"]["Identity"]
+    return {"IDF1": 100 * float(p["IDF1"]), "IDP": 100 * float(p["IDP"]),
+            "IDR": 100 * float(p["IDR"]), "cameras": cams}
 
 
 def clustering_scores(true: np.ndarray, pred: np.ndarray) -> dict:
