@@ -7,7 +7,7 @@ import pytest
 
 from tracking.camera_run import CameraRun, Row
 from tracking.events import Decision, TrackletEnded, TrackletStarted, TrackletUpdated
-from tracking.identities import LocalIds, OnlineIdentities, identity_service
+from tracking.identities import LocalIds, OfflineIdentities, OnlineIdentities, identity_service
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sinks import IdentitiesFile, JsonlFile, MotFile
 from tracking.sources import Frame
@@ -37,8 +37,14 @@ def test_local_ids_decide_at_start():
 
 
 def test_identity_service_picks_its_strategy():
-    assert isinstance(identity_service(IdentityConfig(), ["a"]), LocalIds)
-    assert isinstance(identity_service(IdentityConfig(), ["a", "b"]), OnlineIdentities)
+    assert isinstance(identity_service(IdentityConfig(), ["a"], recorded=True), LocalIds)
+    assert isinstance(identity_service(IdentityConfig(), ["a", "b"], recorded=False),
+                      OnlineIdentities)
+    auto = IdentityConfig(offline="auto")
+    assert isinstance(identity_service(auto, ["a", "b"], recorded=True), OfflineIdentities)
+    assert isinstance(identity_service(auto, ["a", "b"], recorded=False), OnlineIdentities)
+    never = IdentityConfig(offline="never")
+    assert isinstance(identity_service(never, ["a", "b"], recorded=True), OnlineIdentities)
 
 
 def test_online_identity_waits_for_an_embedding_then_matches_across_cameras():

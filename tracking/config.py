@@ -253,7 +253,13 @@ def _identity(section: dict, names: list[str]) -> IdentityConfig:
     values = dict(section)
     overlapping = _overlapping(values.pop("overlapping", None) or [], names)
     transit = _transit(values.pop("transit", None) or [], names)
-    return _build(IdentityConfig, "identity", values, overlapping=overlapping, transit=transit)
+    identity = _build(IdentityConfig, "identity", values, overlapping=overlapping,
+                      transit=transit)
+    choices = ("auto", "always", "never")
+    if identity.offline not in choices:
+        raise UsageError(f"identity.offline={identity.offline!r} must be one of {choices}; "
+                         f"{_hint(str(identity.offline), choices)}")
+    return identity
 
 
 def _camera_name(name: Any, names: list[str]) -> str:

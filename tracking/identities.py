@@ -24,12 +24,16 @@ from tracking.events import (
     TrackletStarted,
     TrackletUpdated,
 )
-from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet
+from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, cluster
 
 
 class IdentityService(Protocol):
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         """Take one step's events; return the decisions they allow."""
+        ...
+
+    def finish(self) -> list[Decision]:
+        """Every source has ended (and every track with it): the last decisions."""
         ...
 
 
@@ -39,6 +43,9 @@ class LocalIds:
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         return [Decision(e.camera, e.track_id, e.track_id) for e in events
                 if isinstance(e, TrackletStarted)]
+
+    def finish(self) -> list[Decision]:
+        return []
 
 
 class OnlineIdentities:
@@ -91,7 +98,46 @@ class OnlineIdentities:
         else:
             self.tracklets.pop(key, None)
 
+    def finish(self) -> list[Decision]:
+        return []
 
-def identity_service(config: IdentityConfig, cameras: Sequence[str]) -> IdentityService:
-    """The strategy for a site: local ids for one camera, online matching for several."""
-    return LocalIds() if len(cameras) == 1 else OnlineIdentities(config)
+
+class OfflineIdentities:
+    """Several cameras, recorded: ids as ``OnlineIdentities`` gives them while the run goes
+    on (for outputs written as frames go by), then one decision over all tracklets when
+    the recording ends (tracking.multicam.cluster), each with its final appearance (all
+    its clean crops, not the first few) and its whole path on the ground plane."""
+
+    def __init__(self, config: IdentityConfig | None = None):
+        self.cfg = config or IdentityConfig()
+        self.online = OnlineIdentities(self.cfg)
+        self.tracklets: dict[tuple[str, int], Tracklet] = {}
+
+    def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
+        events = list(events)
+        for e in events:
+            key = (e.camera, e.track_id)
+            if isinstance(e, TrackletUpdated):
+                tl = self.tracklets.setdefault(key, Tracklet(e.camera, e.track_id, e.time,
+                                                             e.time, None, 0))
+                tl.end, tl.frames = e.time, tl.frames + 1
+                if e.ground is not None:
+                    tl.place(e.time, e.ground, keep=10 ** 9)
+            elif isinstance(e, TrackletEnded) and key in self.tracklets:
+                self.tracklets[key].embedding = e.embedding
+        return self.online.consume(events)
+
+    def finish(self) -> list[Decision]:
+        done = [t for t in self.tracklets.values() if t.embedding is not None]
+        ids = cluster(done, self.cfg)
+        return [Decision(t.camera, t.track_id, gid) for t, gid in zip(done, ids)]
+
+
+def identity_service(config: IdentityConfig, cameras: Sequence[str],
+                     recorded: bool) -> IdentityService:
+    """The strategy for a site: local ids for one camera; for several, one decision at the
+    end for recordings (``identity.offline: auto``), online matching for live sources."""
+    if len(cameras) == 1:
+        return LocalIds()
+    offline = recorded if config.offline == "auto" else config.offline == "always"
+    return OfflineIdentities(config) if offline else OnlineIdentities(config)

@@ -72,6 +72,7 @@ class IdentityConfig:
     max_distance: float = 0.4    # cosine distance above which a tracklet starts a new person
     bank: int = 20               # embeddings kept per identity
     min_crops: int = 5           # clean crops a track needs before it gets a global id
+    offline: str = "never"       # one decision at the end: auto (recordings), always, never
     overlapping: set = field(default_factory=set)   # {frozenset({"cam0", "cam1"}), ...}
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}
     ground_gate: float | None = None  # ground-plane distance (its units) for one person
@@ -87,6 +88,47 @@ class Identity:
     bank: list = field(default_factory=list)
 
 
+def evidence(u: Tracklet, t: Tracklet, cfg: IdentityConfig) -> float | None:
+    """What time and place say about u and t (t not starting before u) being one person:
+    inf when they cannot be (two places at once, a broken transit window), a ground
+    distance over the allowed one (<= 1) when position links them, else None."""
+    if u.start is None or t.start is None:
+        return None
+    if u.start <= t.end and t.start <= u.end:  # seen at the same time
+        if u.camera == t.camera or frozenset((u.camera, t.camera)) not in cfg.overlapping:
+            return np.inf
+        d = _same_time_distance(u, t, cfg)
+        if d is None:
+            return None
+        return np.inf if d > cfg.ground_gate else d / cfg.ground_gate
+    window = cfg.transit.get((u.camera, t.camera))
+    if window and u.end <= t.start and not window[0] <= t.start - u.end <= window[1]:
+        return np.inf
+    return _continuation(u, t, cfg)
+
+
+def _same_time_distance(u: Tracklet, t: Tracklet, cfg: IdentityConfig) -> float | None:
+    if not cfg.ground_gate:
+        return None
+    common = u.ground.keys() & t.ground.keys()
+    if len(common) < cfg.ground_samples:
+        return None
+    return float(np.median([np.hypot(u.ground[k][0] - t.ground[k][0],
+                                     u.ground[k][1] - t.ground[k][1]) for k in common]))
+
+
+def _continuation(u: Tracklet, t: Tracklet, cfg: IdentityConfig) -> float | None:
+    """t starting near where u ended a moment ago: distance over the allowed distance."""
+    if not (cfg.ground_gate and cfg.ground_speed and u.ground and t.ground):
+        return None
+    gap = t.start - u.end
+    if not 0 <= gap <= cfg.ground_gap_s:
+        return None
+    (ux, uy), (tx, ty) = u.ground[next(reversed(u.ground))], t.ground[next(iter(t.ground))]
+    ratio = np.hypot(ux - tx, uy - ty) / (cfg.ground_gate + cfg.ground_speed * gap)
+    return float(ratio) if ratio <= 1 else None
+
+
 class GlobalIdentities:
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
@@ -99,47 +141,14 @@ class GlobalIdentities:
         to ``max_distance``)."""
         ground = []
         for u in ident.tracklets:
-            if u.start is None or t.start is None:
-                continue
-            if u.start <= t.end and t.start <= u.end:  # seen at the same time
-                if u.camera == t.camera or frozenset((u.camera, t.camera)) not in \
-                        self.cfg.overlapping:
-                    return np.inf
-                d = self._same_time_distance(u, t)
-                if d is not None:
-                    if d > self.cfg.ground_gate:
-                        return np.inf
-                    ground.append(d / self.cfg.ground_gate)
-                continue
-            window = self.cfg.transit.get((u.camera, t.camera))
-            if window and u.end <= t.start and not window[0] <= t.start - u.end <= window[1]:
+            e = evidence(u, t, self.cfg)
+            if e == np.inf:
                 return np.inf
-            ratio = self._continuation(u, t)
-            if ratio is not None:
-                ground.append(ratio)
+            if e is not None:
+                ground.append(e)
         if ground:
             return min(appearance, min(ground) * self.cfg.max_distance)
         return appearance
-
-    def _same_time_distance(self, u: Tracklet, t: Tracklet) -> float | None:
-        if not self.cfg.ground_gate:
-            return None
-        common = u.ground.keys() & t.ground.keys()
-        if len(common) < self.cfg.ground_samples:
-            return None
-        return float(np.median([np.hypot(u.ground[k][0] - t.ground[k][0],
-                                         u.ground[k][1] - t.ground[k][1]) for k in common]))
-
-    def _continuation(self, u: Tracklet, t: Tracklet) -> float | None:
-        """t starting near where u ended a moment ago: distance over the allowed distance."""
-        if not (self.cfg.ground_gate and self.cfg.ground_speed and u.ground and t.ground):
-            return None
-        gap = t.start - u.end
-        if not 0 <= gap <= self.cfg.ground_gap_s:
-            return None
-        (ux, uy), (tx, ty) = u.ground[next(reversed(u.ground))], t.ground[next(iter(t.ground))]
-        ratio = np.hypot(ux - tx, uy - ty) / (self.cfg.ground_gate + self.cfg.ground_speed * gap)
-        return float(ratio) if ratio <= 1 else None
 
     def assign(self, tracklets: list[Tracklet]) -> list[int]:
         """Global id for each tracklet. Tracklets given together may join one identity
@@ -173,3 +182,59 @@ class GlobalIdentities:
         ident.bank.append(t.embedding)
         del ident.bank[:-self.cfg.bank]
         return ident.global_id
+
+
+def cluster(tracklets: list[Tracklet], cfg: IdentityConfig) -> list[int]:
+    """Offline identities: one decision over all tracklets of a recording, instead of
+    first-come matching. Constrained complete-linkage agglomerative clustering: the closest
+    two groups merge while their cost (largest appearance distance, or the ground evidence
+    between any two members when it is smaller, as in ``GlobalIdentities``) stays within
+    ``max_distance`` and no member of one cannot be the same person as a member of the
+    other (``evidence`` is inf). Returns an id per tracklet, numbered by first appearance."""
+    n = len(tracklets)
+    if n == 0:
+        return []
+    feats = np.stack([t.embedding for t in tracklets]).astype(np.float64)
+    app = 1 - feats @ feats.T
+    ground, banned = _pair_evidence(tracklets, cfg)
+    label = np.arange(n)
+    cost = np.where(banned, np.inf, np.minimum(app, ground))
+    while True:
+        i, j = divmod(int(np.argmin(cost)), n)
+        if not cost[i, j] <= cfg.max_distance:
+            break
+        app[i] = app[:, i] = np.maximum(app[i], app[j])  # complete linkage
+        ground[i] = ground[:, i] = np.minimum(ground[i], ground[j])
+        banned[i] = banned[:, i] = banned[i] | banned[j]
+        banned[j] = banned[:, j] = banned[i, i] = True
+        label[label == j] = i
+        cost[i] = cost[:, i] = np.where(banned[i], np.inf, np.minimum(app[i], ground[i]))
+        cost[j] = cost[:, j] = np.inf
+    return _by_first_seen(tracklets, label)
+
+
+def _pair_evidence(tracklets: list[Tracklet], cfg: IdentityConfig
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Ground evidence as a cost (scaled to ``max_distance``; inf where there is none) and
+    the cannot-link matrix, for every pair of tracklets."""
+    n = len(tracklets)
+    ground = np.full((n, n), np.inf)
+    banned = np.eye(n, dtype=bool)
+    order = sorted(range(n), key=lambda k: (tracklets[k].start is None, tracklets[k].start or 0))
+    for a, i in enumerate(order):
+        for j in order[a + 1:]:
+            e = evidence(tracklets[i], tracklets[j], cfg)
+            if e == np.inf:
+                banned[i, j] = banned[j, i] = True
+            elif e is not None:
+                ground[i, j] = ground[j, i] = e * cfg.max_distance
+    return ground, banned
+
+
+def _by_first_seen(tracklets: list[Tracklet], label: np.ndarray) -> list[int]:
+    first: dict[int, float] = {}
+    for t, g in zip(tracklets, label):
+        start = t.start if t.start is not None else 0.0
+        first[g] = min(first.get(g, np.inf), start)
+    number = {g: k + 1 for k, g in enumerate(sorted(first, key=lambda g: (first[g], g)))}
+    return [number[g] for g in label]

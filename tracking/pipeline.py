@@ -142,7 +142,7 @@ class SiteRun:
         self.readers = self._open(cameras, sources)
         self.runs = {c.name: CameraRun(c, Tracker(tracker, embedder, fps=self.readers[c.name].fps),
                                        identity.min_crops) for c in cameras}
-        self.service = identity_service(identity, names)
+        self.service = identity_service(identity, names, recorded=not self.live)
         self.ids: dict[tuple[str, int], int] = {}
         self.used = {n: 0 for n in names}     # frames processed per camera
         self.lag = {n: 0.0 for n in names}    # seconds from read to use, last frame
@@ -255,6 +255,8 @@ class SiteRun:
             r.close()
         end = time.monotonic() - self.clock_zero
         self._decide([e for run in self.runs.values() for e in run.finish(end)])
+        for d in self.service.finish():
+            self.ids[(d.camera, d.track_id)] = d.global_id
         for sink in self.sinks:
             sink.close(self.ids)
         self._summarise()
