@@ -90,9 +90,11 @@ def test_two_real_cameras_end_to_end(tmp_path):
     need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
     site = ROOT / "configs" / "cameras" / "epfl_terrace.yaml"
     cmd = [sys.executable, "-m", "tracking.cli", "run", "--config", str(site), "--output",
-           str(tmp_path), "--max-frames", "200", "--no-video"]
+           str(tmp_path), "--max-frames", "200", "--no-video", "--gt",
+           str(ROOT / "data" / "epfl_terrace1")]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
+    assert "across cameras c0, c1: IDF1" in p.stdout  # scored on our own ground truth
     identities = json.loads((tmp_path / "identities.json").read_text())
     assert identities and {r["camera"] for r in identities} <= {"c0", "c1"}
     known = {r["global_id"] for r in identities}

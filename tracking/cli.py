@@ -57,13 +57,26 @@ def cmd_run(args) -> int:
                          "--camera NAME=VIDEO so that all of them run together")
     from tracking.pipeline import build_models
 
+    if args.gt:
+        check_ground_truth(args.gt, [c.name for c in settings.cameras]
+                           or [Path(f).stem for f in files])
     detector, embedder = build_models(settings)
     sites = ([settings.cameras] if settings.cameras
              else [[Camera(Path(f).stem, f)] for f in files])
     for cameras in sites:
         run_site(args, settings, cameras, detector, embedder)
     print(f"outputs: {args.output}")
+    if args.gt:
+        report_scores(args.output, args.gt)
     return 0
+
+
+def check_ground_truth(gt: str, names: list[str]) -> None:
+    """Before a long run: every camera (or video) needs GT/<name>/gt/gt.txt."""
+    missing = [n for n in names if not (Path(gt) / n / "gt" / "gt.txt").is_file()]
+    if missing:
+        raise UsageError(f"--gt {gt}: no {missing[0]}/gt/gt.txt (needed for {missing}); "
+                         "ground truth folders are named after the cameras or video files")
 
 
 def run_site(args, settings: Settings, cameras: list[Camera], detector, embedder) -> None:
@@ -107,22 +120,29 @@ def camera_line(c: dict) -> str:
 
 
 def cmd_eval(args) -> int:
-    from tracking.evaluation import evaluate_mot, evaluate_multi_camera
-
-    scores: dict = evaluate_mot(args.pred, args.gt)
-    print(f"{'camera / sequence':20s} {'HOTA':>6s} {'MOTA':>6s} {'IDF1':>6s} {'IDsw':>5s}")
-    for seq, s in scores.items():
-        print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
-    if args.multi_camera or (Path(args.pred) / "identities.json").is_file():
-        m = scores["multi_camera"] = evaluate_multi_camera(args.pred, args.gt)
-        print(f"across cameras {', '.join(m['cameras'])}: IDF1 {m['IDF1']:.1f} "
-              f"(IDP {m['IDP']:.1f}, IDR {m['IDR']:.1f}); one global id must be one person "
-              "in every view")
+    scores = report_scores(args.pred, args.gt, args.multi_camera)
     if args.json:
         from reid.io import write_json_atomic
 
         write_json_atomic(args.json, scores)
     return 0
+
+
+def report_scores(pred: str | Path, gt: str | Path, multi_camera: bool = False) -> dict:
+    """Prints and returns each camera's (sequence's) scores and, for a run of several
+    cameras (or when asked), identity across cameras."""
+    from tracking.evaluation import evaluate_mot, evaluate_multi_camera
+
+    scores: dict = evaluate_mot(pred, gt)
+    print(f"{'camera / sequence':20s} {'HOTA':>6s} {'MOTA':>6s} {'IDF1':>6s} {'IDsw':>5s}")
+    for seq, s in scores.items():
+        print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
+    if multi_camera or (Path(pred) / "identities.json").is_file():
+        m = scores["multi_camera"] = evaluate_multi_camera(pred, gt)
+        print(f"across cameras {', '.join(m['cameras'])}: IDF1 {m['IDF1']:.1f} "
+              f"(IDP {m['IDP']:.1f}, IDR {m['IDR']:.1f}); one global id must be one person "
+              "in every view")
+    return scores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop after this many frames (steps, with several cameras)")
     p.add_argument("--duration", type=float, default=None,
                    help="live streams: stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--gt", default=None, metavar="FOLDER",
+                   help="ground truth (FOLDER/<camera>/gt/gt.txt): score the run when it ends, "
+                   "as track eval does")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost_s=4")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
     e.add_argument("--pred", required=True, help="folder of <SEQ>.txt (a run's output)")
