@@ -83,7 +83,7 @@ def test_stream_outage_reconnects_and_keeps_identities(clips, tmp_path):
     result = {}
     run = threading.Thread(target=lambda: result.update(stats=track_site(
         cameras, tmp_path, detector, embedder, s.tracker, s.identity, s.sources,
-        outputs=Outputs(video=False, identities=True), duration_s=32)))
+        outputs=Outputs(video=False), duration_s=32)))
     try:
         run.start()
         time.sleep(12)      # the first person on the door camera has a global id by then

@@ -87,8 +87,7 @@ def run_site(args, settings: Settings, cameras: list[Camera], detector, embedder
               else Path(args.output) / f"{cameras[0].name}_gallery" if args.gallery else None)
     stats = track_site(cameras, args.output, detector, embedder, settings.tracker,
                        settings.identity, settings.sources, stride=settings.detector.stride,
-                       outputs=Outputs(video=not args.no_video, sheets=sheets,
-                                       identities=several),
+                       outputs=Outputs(video=not args.no_video, sheets=sheets),
                        max_steps=args.max_frames, duration_s=args.duration)
     share = ", ".join(f"{k} {100 * v / max(sum(stats.time_s.values()), 1e-9):.0f}%"
                       for k, v in stats.time_s.items())

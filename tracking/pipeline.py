@@ -97,7 +97,6 @@ class Outputs:
 
     video: bool = True                 # <camera>.mp4
     sheets: Path | None = None         # a contact sheet per identity in this folder
-    identities: bool = False           # identities.json/.csv (sites with several cameras)
 
 
 @dataclass
@@ -171,8 +170,9 @@ class SiteRun:
                                             (r.width, r.height)))
         if outputs.sheets is not None:
             sinks.append(ContactSheets(outputs.sheets))
-        self.table = IdentitiesFile(self.out) if outputs.identities else None
-        return sinks + ([self.table] if self.table else [])
+        if len(self.readers) > 1:  # a site's identities table (one camera: ids are local)
+            sinks.append(IdentitiesFile(self.out))
+        return sinks
 
     def run(self, max_steps: int | None = None, duration_s: float | None = None,
             status_every_s: float = 10.0) -> RunStats:
@@ -276,8 +276,7 @@ class SiteRun:
             s.cameras[name] = {"frames": self.used[name], "read": h.frames,
                                "dropped": h.dropped,
                                "reconnects": h.reconnects, "outage_s": round(h.outage_s, 2),
-                               "bad_frames": getattr(r, "bad_frames", 0),
-                               "ended_early": getattr(r, "ended_early", None)}
+                               "bad_frames": r.bad_frames, "ended_early": r.ended_early}
 
 
 def build_models(settings: Settings) -> tuple[Detector, Embedder | None]:

@@ -214,6 +214,16 @@ class _Reader:
         self._thread.start()
         return self
 
+    @property
+    def bad_frames(self) -> int:
+        """Frames that failed to decode and were skipped (files only)."""
+        return 0
+
+    @property
+    def ended_early(self) -> tuple[int, int] | None:
+        """(frames read, frames declared) once a truncated file has ended (files only)."""
+        return None
+
     def _read(self) -> None:
         raise NotImplementedError
 
@@ -274,7 +284,6 @@ class FileReader(_Reader):
 
     @property
     def ended_early(self) -> tuple[int, int] | None:
-        """(frames read, frames declared) once a truncated file has ended, else None."""
         return self._file.ended_early
 
     @property
