@@ -97,3 +97,11 @@ def test_eval_command_writes_the_multi_camera_scores(site):
     scores = json.loads((tmp / "s.json").read_text())
     assert scores["multi_camera"]["IDF1"] == pytest.approx(100)
     assert {"a", "b", "COMBINED"} <= set(scores)
+
+
+def test_a_run_that_stopped_early_is_scored_on_what_it_covered(site):
+    tmp, gt = site
+    run = tmp / "run"
+    write(run, "a", rows(range(1, 6), 1, 100), length=None)  # stopped after frame 5
+    assert evaluate_mot(run, gt)["a"]["IDF1"] == pytest.approx(100 * 2 * 5 / 15)
+    assert evaluate_mot(run, gt, until=5)["a"]["IDF1"] == pytest.approx(100)

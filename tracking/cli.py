@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
         run_site(args, settings, cameras, detector, embedder)
     print(f"outputs: {args.output}")
     if args.gt:
-        report_scores(args.output, args.gt)
+        report_scores(args.output, args.gt, until=args.max_frames)
     return 0
 
 
@@ -119,7 +119,7 @@ def camera_line(c: dict) -> str:
 
 
 def cmd_eval(args) -> int:
-    scores = report_scores(args.pred, args.gt, args.multi_camera)
+    scores = report_scores(args.pred, args.gt, args.multi_camera, args.until)
     if args.json:
         from reid.io import write_json_atomic
 
@@ -127,17 +127,18 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def report_scores(pred: str | Path, gt: str | Path, multi_camera: bool = False) -> dict:
+def report_scores(pred: str | Path, gt: str | Path, multi_camera: bool = False,
+                  until: int | None = None) -> dict:
     """Prints and returns each camera's (sequence's) scores and, for a run of several
     cameras (or when asked), identity across cameras."""
     from tracking.evaluation import evaluate_mot, evaluate_multi_camera
 
-    scores: dict = evaluate_mot(pred, gt)
+    scores: dict = evaluate_mot(pred, gt, until)
     print(f"{'camera / sequence':20s} {'HOTA':>6s} {'MOTA':>6s} {'IDF1':>6s} {'IDsw':>5s}")
     for seq, s in scores.items():
         print(f"{seq:20s} {s['HOTA']:6.1f} {s['MOTA']:6.1f} {s['IDF1']:6.1f} {s['IDsw']:5d}")
     if multi_camera or (Path(pred) / "identities.json").is_file():
-        m = scores["multi_camera"] = evaluate_multi_camera(pred, gt)
+        m = scores["multi_camera"] = evaluate_multi_camera(pred, gt, until)
         print(f"across cameras {', '.join(m['cameras'])}: IDF1 {m['IDF1']:.1f} "
               f"(IDP {m['IDP']:.1f}, IDR {m['IDR']:.1f}); one global id must be one person "
               "in every view")
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt and "
                    "<SEQ>/seqinfo.ini; for a camera site, <camera>/gt/gt.txt")
     e.add_argument("--json", default=None)
+    e.add_argument("--until", type=int, default=None, metavar="FRAME",
+                   help="score frames 1..FRAME only (a run made with --max-frames FRAME)")
     e.add_argument("--multi-camera", action="store_true",
                    help="also score identity across the run's cameras (automatic for runs "
                    "of several cameras, which write identities.json)")

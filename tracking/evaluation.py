@@ -42,7 +42,7 @@ def _rows(path: Path) -> np.ndarray:
     return rows if len(rows) else np.zeros((0, 10))
 
 
-def _read(seq: str, pred_dir: Path, gt_root: Path) -> Sequence:
+def _read(seq: str, pred_dir: Path, gt_root: Path, until: int | None = None) -> Sequence:
     ini, gt_file = gt_root / seq / "seqinfo.ini", gt_root / seq / "gt" / "gt.txt"
     if not ini.is_file():
         raise EvalError(f"{ini} is missing: it gives the sequence length (seqLength=)")
@@ -55,16 +55,18 @@ def _read(seq: str, pred_dir: Path, gt_root: Path) -> Sequence:
         if len(rows) and not 1 <= rows[:, 0].min() <= rows[:, 0].max() <= length:
             raise EvalError(f"{path} has frames outside 1..{length}, the length {ini} gives; "
                             "is it the right video or ground truth?")
-    frames = np.arange(1, length + 1, every)
+    frames = np.arange(1, min(length, until or length) + 1, every)
     if every > 1 and not np.isin(gt[:, 0], frames).all():
         raise EvalError(f"{gt_file} has boxes on frames that are not every {every}th from 1, "
                         f"as annotatedEvery={every} in {ini} says")
-    return Sequence(seq, gt, pred[np.isin(pred[:, 0], frames)], frames)
+    return Sequence(seq, gt[np.isin(gt[:, 0], frames)], pred[np.isin(pred[:, 0], frames)],
+                    frames)
 
 
-def sequences(pred_dir: Path, gt_root: Path) -> list[Sequence]:
-    """Every prediction PRED/<SEQ>.txt that has ground truth GT/<SEQ>/gt/gt.txt."""
-    seqs = [_read(p.stem, pred_dir, gt_root) for p in sorted(pred_dir.glob("*.txt"))
+def sequences(pred_dir: Path, gt_root: Path, until: int | None = None) -> list[Sequence]:
+    """Every prediction PRED/<SEQ>.txt that has ground truth GT/<SEQ>/gt/gt.txt (frames up
+    to ``until`` only, for a run that stopped early)."""
+    seqs = [_read(p.stem, pred_dir, gt_root, until) for p in sorted(pred_dir.glob("*.txt"))
             if (gt_root / p.stem / "gt" / "gt.txt").is_file()]
     if not seqs:
         raise EvalError(f"no prediction in {pred_dir} has ground truth in {gt_root} "
@@ -111,9 +113,10 @@ def _trackeval(seqs: list[Sequence], metrics: list[str]) -> dict:
     return res["MotChallenge2DBox"]["mcreid"]
 
 
-def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[str, float]]:
+def evaluate_mot(pred_dir: str | Path, gt_root: str | Path,
+                 until: int | None = None) -> dict[str, dict[str, float]]:
     """{"<SEQ>": {"HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDsw"}, ..., "COMBINED": {...}}"""
-    seqs = sequences(Path(pred_dir), Path(gt_root))
+    seqs = sequences(Path(pred_dir), Path(gt_root), until)
     out = {}
     for seq, r in _trackeval(seqs, ["HOTA", "CLEAR", "Identity"]).items():
         p = r["pedestrian"]
@@ -128,7 +131,8 @@ def evaluate_mot(pred_dir: str | Path, gt_root: str | Path) -> dict[str, dict[st
     return out
 
 
-def evaluate_multi_camera(pred_dir: str | Path, gt_root: str | Path) -> dict[str, float]:
+def evaluate_multi_camera(pred_dir: str | Path, gt_root: str | Path,
+                          until: int | None = None) -> dict[str, float]:
     """Identity across cameras (the multi-camera IDF1/IDP/IDR of DukeMTMC and the AI City
     Challenge): the cameras' annotated frames are laid end to end as one sequence, so a
     global id must stay one person in every view to keep its matches. The run's global ids
@@ -143,7 +147,7 @@ def evaluate_multi_camera(pred_dir: str | Path, gt_root: str | Path) -> dict[str
     if len(cams) < 2:
         raise EvalError(f"{pred_dir} holds {len(cams)} camera(s); multi-camera scoring needs "
                         "a run of two or more cameras (track run --config SITE)")
-    seqs = [_read(c, pred_dir, gt_root) for c in cams]
+    seqs = [_read(c, pred_dir, gt_root, until) for c in cams]
     joined, offset = [], 0
     for s in seqs:
         shift = lambda rows, o=offset: np.c_[rows[:, :1] + o, rows[:, 1:]]  # noqa: E731
