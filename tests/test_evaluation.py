@@ -105,3 +105,10 @@ def test_a_run_that_stopped_early_is_scored_on_what_it_covered(site):
     write(run, "a", rows(range(1, 6), 1, 100), length=None)  # stopped after frame 5
     assert evaluate_mot(run, gt)["a"]["IDF1"] == pytest.approx(100 * 2 * 5 / 15)
     assert evaluate_mot(run, gt, until=5)["a"]["IDF1"] == pytest.approx(100)
+
+
+def test_sampled_ground_truth_up_to_a_frame(tmp_path):
+    gt, run = tmp_path / "gt", tmp_path / "run"
+    write(gt, "a", rows(range(1, 21, 5), 7, 100), every=5)
+    write(run, "a", rows(range(1, 9), 1, 100), length=None)  # stopped after frame 8
+    assert evaluate_mot(run, gt, until=8)["a"]["IDF1"] == pytest.approx(100)

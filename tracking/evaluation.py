@@ -55,10 +55,10 @@ def _read(seq: str, pred_dir: Path, gt_root: Path, until: int | None = None) -> 
         if len(rows) and not 1 <= rows[:, 0].min() <= rows[:, 0].max() <= length:
             raise EvalError(f"{path} has frames outside 1..{length}, the length {ini} gives; "
                             "is it the right video or ground truth?")
-    frames = np.arange(1, min(length, until or length) + 1, every)
-    if every > 1 and not np.isin(gt[:, 0], frames).all():
+    if every > 1 and not ((gt[:, 0] - 1) % every == 0).all():
         raise EvalError(f"{gt_file} has boxes on frames that are not every {every}th from 1, "
                         f"as annotatedEvery={every} in {ini} says")
+    frames = np.arange(1, min(length, until or length) + 1, every)
     return Sequence(seq, gt[np.isin(gt[:, 0], frames)], pred[np.isin(pred[:, 0], frames)],
                     frames)
 
