@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from reid.losses.distance import euclidean_dist
-from reid.losses.quadruplet import QuadrupletLoss
+from reid.losses.quadruplet import QuadrupletLoss, require_identities
 from reid.losses.triplet import TripletLoss
 
 
@@ -21,4 +21,5 @@ class CrossEntropyLabelSmooth(torch.nn.Module):
         return F.cross_entropy(logits, pids, label_smoothing=self.epsilon)
 
 
-__all__ = ["CrossEntropyLabelSmooth", "QuadrupletLoss", "TripletLoss", "euclidean_dist"]
+__all__ = ["CrossEntropyLabelSmooth", "QuadrupletLoss", "TripletLoss", "euclidean_dist",
+           "require_identities"]
