@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from reid.engine.config import load_config
+from reid.engine.trainer import make_losses
 from reid.losses import CrossEntropyLabelSmooth, QuadrupletLoss, TripletLoss, euclidean_dist
 from reid.losses.quadruplet import adaptive_margin, mine_quadruplets
 
@@ -98,12 +100,17 @@ def test_quadruplet_gradient_pulls_positive_and_pushes_negative():
 def test_quadruplet_needs_three_identities():
     with pytest.raises(ValueError, match="at least 3 identities per batch, got 2"):
         QuadrupletLoss()(Q[:4], QP[:4])
+    cfg = load_config(None, ["loss.quadruplet=1", "sampler.p=2"])
+    with pytest.raises(ValueError, match="at least 3 identities per batch, got 2; raise sampler.p"):
+        make_losses(cfg)
     with pytest.raises(ValueError, match="quad_margin2 .* smaller"):
         QuadrupletLoss(margin1=0.2, margin2=0.3)
 
 
 def test_quadruplet_warmup_zeroes_the_pair_term():
-    loss_fn = QuadrupletLoss(margin1=2.0, margin2=1.5, weight=0.5, warmup=2)
+    loss_fn = make_losses(load_config(None, [
+        "loss.quadruplet=1", "loss.quad_margin1=2", "loss.quad_margin2=1.5",
+        "loss.quad_weight=0.5", "loss.quad_warmup=2"]))["quadruplet"][1]
     triplet_only = TripletLoss(2.0)(Q, QP).item()
     for epoch, want in [(0, triplet_only), (1, triplet_only), (2, 14 / 6 + 0.5)]:
         loss_fn.set_epoch(epoch)

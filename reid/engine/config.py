@@ -35,10 +35,12 @@ DEFAULTS: dict[str, Any] = {
         "label_smooth": 0.1,
         "triplet": 1.0,             # batch-hard triplet weight
         "triplet_margin": 0.3,      # null = soft margin
-        "quadruplet": 0.0,          # quadruplet weight
-        "quad_margin1": 0.3,
-        "quad_margin2": 0.15,
-        "quad_adaptive": False,
+        "quadruplet": 0.0,          # quadruplet weight (its first term is batch-hard triplet)
+        "quad_margin1": 0.3,        # on raw features, like triplet_margin
+        "quad_margin2": 0.15,       # pair term's margin; must be < quad_margin1
+        "quad_weight": 1.0,         # pair term's weight inside the loss (paper: 1)
+        "quad_adaptive": False,     # paper's margins from the batch's mean distance gap
+        "quad_warmup": 0,           # epochs with the pair term off (triplet term only)
     },
     "optim": {
         "name": "adam",             # adam | sgd

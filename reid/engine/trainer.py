@@ -32,7 +32,7 @@ from reid.engine.checkpoint import (
 from reid.engine.evaluator import evaluate
 from reid.inference import pick_device
 from reid.io import write_json_atomic
-from reid.losses import CrossEntropyLabelSmooth, QuadrupletLoss, TripletLoss
+from reid.losses import CrossEntropyLabelSmooth, QuadrupletLoss, TripletLoss, require_identities
 from reid.models import ReidNet, load_backbone_weights
 from reid.models.backbones import deep_sort_mobilenet_path
 
@@ -83,8 +83,10 @@ def make_losses(cfg: dict) -> dict:
     if lc["triplet"]:
         losses["triplet"] = (lc["triplet"], TripletLoss(lc["triplet_margin"]))
     if lc["quadruplet"]:
+        require_identities(cfg["sampler"]["p"])
         losses["quadruplet"] = (lc["quadruplet"], QuadrupletLoss(
-            lc["quad_margin1"], lc["quad_margin2"], adaptive=lc["quad_adaptive"]))
+            lc["quad_margin1"], lc["quad_margin2"], lc["quad_weight"],
+            adaptive=lc["quad_adaptive"], warmup=lc["quad_warmup"]))
     if not losses:
         raise ValueError("all loss weights are 0; switch on at least one of loss.id, "
                          "loss.triplet, loss.quadruplet")
@@ -191,6 +193,8 @@ class Trainer:
         g.manual_seed(self.cfg["seed"] * 100003 + epoch * 1009 + self.rank)
         torch.manual_seed(self.cfg["seed"] + epoch)
         size = tuple(self.cfg["data"]["input_size"])
+        if "quadruplet" in self.losses:
+            self.losses["quadruplet"][1].set_epoch(epoch)
         sums: dict[str, torch.Tensor] = {}  # kept on the device: no sync per iteration
         start = time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not self.main, leave=False,
