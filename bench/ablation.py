@@ -19,8 +19,8 @@ from pathlib import Path
 ROWS = [
     ("ID only", "configs/reid/ablation_id.yaml"),
     ("ID + triplet", "configs/reid/ablation_id_triplet.yaml"),
-    ("ID + quadruplet (fixed margins)", "configs/reid/ablation_id_quad_fixed.yaml"),
-    ("ID + triplet + quadruplet (adaptive)", "configs/reid/ablation_id_triplet_quad_adaptive.yaml"),
+    ("ID + quadruplet", "configs/reid/ablation_id_quad.yaml"),
+    ("ID + triplet + quadruplet", "configs/reid/ablation_id_triplet_quad.yaml"),
 ]
 
 
