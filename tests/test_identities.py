@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tracking.camera_run import CameraRun, Row
-from tracking.events import Decision, TrackletEnded, TrackletStarted, TrackletUpdated
+from tracking.events import Decision, Ids, TrackletEnded, TrackletStarted, TrackletUpdated
 from tracking.identities import LocalIds, OfflineIdentities, OnlineIdentities, identity_service
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sinks import IdentitiesFile, JsonlFile, MotFile
@@ -149,14 +149,14 @@ def test_files_are_written_from_the_final_decisions(tmp_path):
     before a track's decision included; JSONL shows ids as they were known at the time."""
     mot, jsonl, table = (MotFile(tmp_path / "a.txt", "a"), JsonlFile(tmp_path / "a.jsonl", "a"),
                          IdentitiesFile(tmp_path))
-    ids = {}
+    ids = Ids()
     img = np.zeros((4, 4, 3), np.uint8)
     for i in (3, 1, 2):  # a late row (frame 1) is sorted in
         frame = Frame(i, i / 10, img, 0.0)
         rows = [Row("a", i, i / 10, 5, [0, 0, 2, 2], 0.9), Row("a", i, i / 10, 6, [1, 1, 3, 3],
                                                               0.8)]
         if i == 2:
-            ids[("a", 5)] = 42
+            ids.apply(Decision("a", 5, 42))
         for sink in (mot, jsonl, table):
             sink.write("a", frame, rows, ids)
     for sink in (mot, jsonl, table):
@@ -167,3 +167,76 @@ def test_files_are_written_from_the_final_decisions(tmp_path):
     assert live == [0, 0, 1]  # frames 3 and 1 were written before the decision
     assert [(r["global_id"], r["local_id"], r["frames"]) for r in table.table(ids)] == \
         [(42, 5, 3)]
+
+
+def test_a_later_decision_relabels_a_track_from_its_frame_on():
+    ids = Ids()
+    ids.apply(Decision("a", 1, 7))
+    ids.apply(Decision("a", 1, 8, from_frame=20))
+    assert [ids.get("a", 1, f) for f in (1, 19, 20, 99)] == [7, 7, 8, 8]
+    ids.apply(Decision("a", 1, 9))  # a decision for the whole track replaces both
+    assert [ids.get("a", 1, f) for f in (1, 20)] == [9, 9]
+    assert ids.get("a", 2, 1) is None
+
+
+def crossing(swap_in_a=True):
+    """Two people 3 m apart walk side by side for 4 s (frames 1-41) past two overlapping
+    cameras. Camera b follows each one with one track; camera a's tracker swaps them at
+    2 s, so its track 1 is RED's first half and GREEN's second, and its final appearance
+    (the last crops) is GREEN's."""
+    steps = []
+    for i in range(41):
+        t = i / 10
+        red, green = (t, 0.0), (t, 3.0)
+        a1, a2 = (red, green) if t < 2 or not swap_in_a else (green, red)
+        steps.append([seen("a", 1, t, RED if i == 5 else None, a1),
+                      seen("a", 2, t, GREEN if i == 5 else None, a2),
+                      seen("b", 1, t, RED if i == 5 else None, red),
+                      seen("b", 2, t, GREEN if i == 5 else None, green)])
+    last = (GREEN, RED) if swap_in_a else (RED, GREEN)
+    steps.append([TrackletEnded("a", 1, 4.1, last[0]), TrackletEnded("a", 2, 4.1, last[1]),
+                  TrackletEnded("b", 1, 4.1, RED), TrackletEnded("b", 2, 4.1, GREEN)])
+    return steps
+
+
+def run_offline(steps):
+    service = OfflineIdentities(IdentityConfig(max_distance=0.3, overlapping={frozenset("ab")},
+                                               ground_gate=1.0, ground_speed=1.0))
+    ids = Ids()
+    for events in steps:
+        for d in service.consume(events):
+            ids.apply(d)
+    final = service.finish()
+    for d in final:
+        ids.apply(d)
+    return ids, final
+
+
+def test_offline_pass_cuts_a_track_where_its_partner_in_the_other_view_changes():
+    """Frame 11 is 1 s, frame 31 is 3 s: before and after camera a's swap."""
+    ids, final = run_offline(crossing())
+    red, green = ids.get("b", 1, 11), ids.get("b", 2, 11)
+    assert red != green
+    assert (ids.get("a", 1, 11), ids.get("a", 1, 31)) == (red, green)
+    assert (ids.get("a", 2, 11), ids.get("a", 2, 31)) == (green, red)
+    assert (ids.get("b", 1, 31), ids.get("b", 2, 31)) == (red, green)  # b's tracks stay whole
+    cut = [d.from_frame for d in final if d.camera == "a" and d.track_id == 1]
+    assert cut[0] == 0 and 20 <= cut[1] <= 23  # the swap is at 2 s (frame 21)
+
+
+def test_offline_pass_leaves_tracks_whole_when_nothing_changes():
+    ids, final = run_offline(crossing(swap_in_a=False))
+    assert all(d.from_frame == 0 for d in final)
+    assert ids.get("a", 1, 31) == ids.get("b", 1, 11) != ids.get("a", 2, 31)
+
+
+def test_identities_table_has_a_row_per_person_in_a_cut_track(tmp_path):
+    table, ids = IdentitiesFile(tmp_path), Ids()
+    img = np.zeros((4, 4, 3), np.uint8)
+    for i in range(1, 5):
+        table.write("a", Frame(i, i / 10, img, 0.0),
+                    [Row("a", i, i / 10, 5, [0, 0, 2, 2], 0.9)], ids)
+    ids.apply(Decision("a", 5, 1))
+    ids.apply(Decision("a", 5, 2, from_frame=3))
+    assert [(r["global_id"], r["local_id"], r["first_s"], r["frames"])
+            for r in table.table(ids)] == [(1, 5, 0.1, 2), (2, 5, 0.3, 2)]

@@ -54,9 +54,34 @@ TrackletEvent = TrackletStarted | TrackletUpdated | TrackletEnded
 
 @dataclass(frozen=True)
 class Decision:
-    """Local track (camera, track_id) is person ``global_id``. A later decision for the same
-    track replaces an earlier one (a relabel); outputs written at the end use the last."""
+    """Local track (camera, track_id) is person ``global_id`` from the camera's frame
+    ``from_frame`` on (0: the whole track). A later decision for the same track replaces
+    what an earlier one said from its frame on (a relabel), so an offline pass can cut a
+    track where the person inside it changes; outputs written at the end use the last."""
 
     camera: str
     track_id: int
     global_id: int
+    from_frame: int = 0
+
+
+class Ids:
+    """The decisions so far: the global id of each local track, frame by frame."""
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}  # (from frame, id)
+
+    def apply(self, d: Decision) -> None:
+        kept = [s for s in self._spans.get((d.camera, d.track_id), []) if s[0] < d.from_frame]
+        self._spans[(d.camera, d.track_id)] = kept + [(d.from_frame, d.global_id)]
+
+    def get(self, camera: str, track_id: int, frame: int) -> int | None:
+        """The id of the track at this frame; None while it has none."""
+        spans = self._spans.get((camera, track_id))
+        if not spans:
+            return None
+        return next((g for f, g in reversed(spans) if f <= frame), spans[0][1])
+
+    def items(self) -> list[tuple[tuple[str, int], list[tuple[int, int]]]]:
+        """(camera, track id) and its spans, (from frame, global id) in frame order."""
+        return list(self._spans.items())

@@ -14,7 +14,9 @@ Two strategies share its interface (``consume(events) -> decisions``):
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import groupby
 from typing import Protocol
 
 from tracking.events import (
@@ -24,7 +26,14 @@ from tracking.events import (
     TrackletStarted,
     TrackletUpdated,
 )
-from tracking.multicam import GlobalIdentities, IdentityConfig, Tracklet, cluster
+from tracking.multicam import (
+    GROUND_BIN_S,
+    GlobalIdentities,
+    IdentityConfig,
+    Tracklet,
+    cut_where_partners_change,
+    start_of,
+)
 
 
 class IdentityService(Protocol):
@@ -104,14 +113,18 @@ class OnlineIdentities:
 
 class OfflineIdentities:
     """Several cameras, recorded: ids as ``OnlineIdentities`` gives them while the run goes
-    on (for outputs written as frames go by), then one decision over all tracklets when
-    the recording ends (tracking.multicam.cluster), each with its final appearance (all
-    its clean crops, not the first few) and its whole path on the ground plane."""
+    on (for outputs written as frames go by), then one pass over the whole recording when it
+    ends: every tracklet, with its final appearance (all its clean crops, not the first few)
+    and its whole path on the ground plane, is cut where the person it stands with in an
+    overlapping view changes (tracking.multicam.cut_where_partners_change: a swap inside a
+    local track), and the pieces are matched in time order. The final decisions say from
+    which frame each piece holds."""
 
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.online = OnlineIdentities(self.cfg)
         self.tracklets: dict[tuple[str, int], Tracklet] = {}
+        self.frames: dict[tuple[str, int], list[tuple[float, int]]] = {}  # (time, frame)
 
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         events = list(events)
@@ -121,16 +134,33 @@ class OfflineIdentities:
                 tl = self.tracklets.setdefault(key, Tracklet(e.camera, e.track_id, e.time,
                                                              e.time, None, 0))
                 tl.end, tl.frames = e.time, tl.frames + 1
+                self.frames.setdefault(key, []).append((e.time, e.frame))
                 if e.ground is not None:
                     tl.place(e.time, e.ground, keep=10 ** 9)
+                if e.embedding is not None:
+                    tl.opening = e.embedding
             elif isinstance(e, TrackletEnded) and key in self.tracklets:
                 self.tracklets[key].embedding = e.embedding
         return self.online.consume(events)
 
     def finish(self) -> list[Decision]:
         done = [t for t in self.tracklets.values() if t.embedding is not None]
-        ids = cluster(done, self.cfg)
-        return [Decision(t.camera, t.track_id, gid) for t, gid in zip(done, ids)]
+        matcher = GlobalIdentities(self.cfg)
+        decisions = []
+        for _, group in groupby(cut_where_partners_change(done, self.cfg), key=start_of):
+            group = list(group)
+            decisions += [Decision(p.camera, p.track_id, gid, self._first_frame(p))
+                          for p, gid in zip(group, matcher.assign(group))]
+        return decisions
+
+    def _first_frame(self, piece: Tracklet) -> int:
+        """The first frame of a piece's track at or after the piece starts (0: from the
+        track's start, which the first piece always is)."""
+        seen = self.frames[(piece.camera, piece.track_id)]
+        if piece.start <= seen[0][0]:
+            return 0
+        at = bisect_left(seen, piece.start - GROUND_BIN_S / 2, key=lambda s: s[0])
+        return seen[min(at, len(seen) - 1)][1]
 
 
 def identity_service(config: IdentityConfig, cameras: Sequence[str],

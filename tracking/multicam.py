@@ -18,7 +18,9 @@ scaled to the same range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from itertools import combinations
 
 import numpy as np
 
@@ -36,6 +38,7 @@ class Tracklet:
     embedding: np.ndarray | None  # unit vector; None until the track has enough crops
     frames: int = 1
     ground: dict = field(default_factory=dict)  # {time bin: (x, y)} on the ground plane
+    opening: np.ndarray | None = None  # appearance of its first clean crops, for cutting
 
     def place(self, time: float, point: tuple[float, float], keep: int = 250) -> None:
         """Records a ground position; times are binned (GROUND_BIN_S) so that cameras with
@@ -43,6 +46,26 @@ class Tracklet:
         self.ground[round(time / GROUND_BIN_S)] = point
         if len(self.ground) > keep:
             del self.ground[next(iter(self.ground))]
+
+    def split(self, bins: list[int], changed: float) -> list[Tracklet]:
+        """Pieces of this tracklet cut at these time bins (ascending): each piece holds its
+        own stretch of positions and time. Only two looks are known, the first crops
+        (``opening``) and the last (``embedding``): every piece looks like the last crops,
+        except that the first looks like the first crops where the two differ by more than
+        the cosine distance ``changed`` (the person inside changed). Pieces without a look
+        of their own (None) scored worse on EPFL terrace: most cuts are not swaps."""
+        if not bins:
+            return [self]
+        pieces = []
+        for lo, hi in zip([None, *bins], [*bins, None]):
+            ground = {k: p for k, p in self.ground.items()
+                      if (lo is None or k >= lo) and (hi is None or k < hi)}
+            start = self.start if lo is None else lo * GROUND_BIN_S
+            end = self.end if hi is None else max(start, (hi - 1) * GROUND_BIN_S)
+            pieces.append(replace(self, start=start, end=end, ground=ground))
+        if self.opening is not None and 1 - self.opening @ self.embedding > changed:
+            pieces[0].embedding = self.opening
+        return pieces
 
     def close(self) -> None:
         """The track ended: only its last position still matters (continuations), so a
@@ -79,6 +102,8 @@ class IdentityConfig:
     ground_samples: int = 2           # common time bins needed to compare positions
     ground_speed: float | None = None  # walking speed (ground units/s) for continuations
     ground_gap_s: float = 2.0         # longest gap a continuation by position may bridge
+    partner_run_s: float = 0.5        # offline: a track is cut where its partner in an
+    #                                   overlapping view changes, each held this long
 
 
 @dataclass
@@ -184,57 +209,63 @@ class GlobalIdentities:
         return ident.global_id
 
 
-def cluster(tracklets: list[Tracklet], cfg: IdentityConfig) -> list[int]:
-    """Offline identities: one decision over all tracklets of a recording, instead of
-    first-come matching. Constrained complete-linkage agglomerative clustering: the closest
-    two groups merge while their cost (largest appearance distance, or the ground evidence
-    between any two members when it is smaller, as in ``GlobalIdentities``) stays within
-    ``max_distance`` and no member of one cannot be the same person as a member of the
-    other (``evidence`` is inf). Returns an id per tracklet, numbered by first appearance."""
-    n = len(tracklets)
-    if n == 0:
-        return []
-    feats = np.stack([t.embedding for t in tracklets]).astype(np.float64)
-    app = 1 - feats @ feats.T
-    ground, banned = _pair_evidence(tracklets, cfg)
-    label = np.arange(n)
-    cost = np.where(banned, np.inf, np.minimum(app, ground))
-    while True:
-        i, j = divmod(int(np.argmin(cost)), n)
-        if not cost[i, j] <= cfg.max_distance:
-            break
-        app[i] = app[:, i] = np.maximum(app[i], app[j])  # complete linkage
-        ground[i] = ground[:, i] = np.minimum(ground[i], ground[j])
-        banned[i] = banned[:, i] = banned[i] | banned[j]
-        banned[j] = banned[:, j] = banned[i, i] = True
-        label[label == j] = i
-        cost[i] = cost[:, i] = np.where(banned[i], np.inf, np.minimum(app[i], ground[i]))
-        cost[j] = cost[:, j] = np.inf
-    return _by_first_seen(tracklets, label)
+def cut_where_partners_change(tracklets: list[Tracklet], cfg: IdentityConfig
+                               ) -> list[Tracklet]:
+    """Offline: cut each tracklet where the person it stands with in an overlapping view
+    changes. A local tracker that swaps two people who cross keeps one track id for both;
+    the other view usually keeps them apart, so the swap shows as a change of partner (the
+    track it is matched to, time bin by time bin, on the ground plane). Each partner must
+    hold for ``partner_run_s``, and one hidden for a moment cuts nothing. A new partner
+    that only continues the old one (the other view's track was lost and found again) cuts
+    too: the pieces join again by position when they are matched, and cutting there scored
+    better on EPFL terrace than waiting for proof of a swap. Returns the pieces in time
+    order (whole tracklets where nothing changed)."""
+    if not (cfg.ground_gate and cfg.overlapping):
+        return sorted(tracklets, key=start_of)
+    found = partners(tracklets, cfg)
+    run = max(1, round(cfg.partner_run_s / GROUND_BIN_S))
+    pieces = []
+    for t, by_camera in zip(tracklets, found):
+        cuts = sorted({k for by_bin in by_camera.values() for k in _partner_changes(by_bin, run)})
+        pieces += t.split(cuts, cfg.max_distance)
+    return sorted(pieces, key=start_of)
 
 
-def _pair_evidence(tracklets: list[Tracklet], cfg: IdentityConfig
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Ground evidence as a cost (scaled to ``max_distance``; inf where there is none) and
-    the cannot-link matrix, for every pair of tracklets."""
-    n = len(tracklets)
-    ground = np.full((n, n), np.inf)
-    banned = np.eye(n, dtype=bool)
-    order = sorted(range(n), key=lambda k: (tracklets[k].start is None, tracklets[k].start or 0))
-    for a, i in enumerate(order):
-        for j in order[a + 1:]:
-            e = evidence(tracklets[i], tracklets[j], cfg)
-            if e == np.inf:
-                banned[i, j] = banned[j, i] = True
-            elif e is not None:
-                ground[i, j] = ground[j, i] = e * cfg.max_distance
-    return ground, banned
+def partners(tracklets: list[Tracklet], cfg: IdentityConfig) -> list[dict[str, dict[int, int]]]:
+    """For each tracklet, per overlapping camera and time bin, the index of the tracklet it
+    stands with there: positions in two views are matched one to one per time bin
+    (Hungarian, within ``ground_gate``), so of two people side by side each gets one."""
+    at: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, t in enumerate(tracklets):
+        for k in t.ground:
+            at[k][t.camera].append(i)
+    found: list[dict[str, dict[int, int]]] = [defaultdict(dict) for _ in tracklets]
+    for k, cams in at.items():
+        for a, b in combinations(sorted(cams), 2):
+            if frozenset((a, b)) not in cfg.overlapping:
+                continue
+            pa = np.array([tracklets[i].ground[k] for i in cams[a]])
+            pb = np.array([tracklets[j].ground[k] for j in cams[b]])
+            cost = np.hypot(*(pa[:, None] - pb[None]).transpose(2, 0, 1))
+            for r, c in assign(cost, cfg.ground_gate)[0]:
+                i, j = cams[a][r], cams[b][c]
+                found[i][b][k], found[j][a][k] = j, i
+    return found
 
 
-def _by_first_seen(tracklets: list[Tracklet], label: np.ndarray) -> list[int]:
-    first: dict[int, float] = {}
-    for t, g in zip(tracklets, label):
-        start = t.start if t.start is not None else 0.0
-        first[g] = min(first.get(g, np.inf), start)
-    number = {g: k + 1 for k, g in enumerate(sorted(first, key=lambda g: (first[g], g)))}
-    return [number[g] for g in label]
+def _partner_changes(by_bin: dict[int, int], run: int, max_gap: int = 3) -> list[int]:
+    """Time bins where one partner, held ``run`` bins, gives way to another held as long
+    (bins a few apart count as one stretch); the cut falls halfway between them."""
+    stretches: list[list[int]] = []  # [partner, first bin, last bin, bins]
+    for k in sorted(by_bin):
+        last = stretches[-1] if stretches else None
+        if last and last[0] == by_bin[k] and k - last[2] <= max_gap:
+            last[2], last[3] = k, last[3] + 1
+        else:
+            stretches.append([by_bin[k], k, k, 1])
+    held = [s for s in stretches if s[3] >= run]
+    return [(a[2] + b[1] + 1) // 2 for a, b in zip(held, held[1:]) if a[0] != b[0]]
+
+
+def start_of(t: Tracklet) -> float:
+    return t.start if t.start is not None else 0.0

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from tracking.camera_run import CameraRun, Row, crop_embedder
 from tracking.config import Settings
 from tracking.detector import Detector
-from tracking.events import TrackletEvent
+from tracking.events import Ids, TrackletEvent
 from tracking.identities import identity_service
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sinks import (
@@ -142,7 +142,7 @@ class SiteRun:
         self.runs = {c.name: CameraRun(c, Tracker(tracker, embedder, fps=self.readers[c.name].fps),
                                        identity.min_crops) for c in cameras}
         self.service = identity_service(identity, names, recorded=not self.live)
-        self.ids: dict[tuple[str, int], int] = {}
+        self.ids = Ids()
         self.used = {n: 0 for n in names}     # frames processed per camera
         self.lag = {n: 0.0 for n in names}    # seconds from read to use, last frame
         self.sinks = self._sinks(outputs or Outputs())
@@ -238,7 +238,7 @@ class SiteRun:
 
     def _decide(self, events: list[TrackletEvent]) -> None:
         for d in self.service.consume(events):
-            self.ids[(d.camera, d.track_id)] = d.global_id
+            self.ids.apply(d)
 
     def _write(self, camera: str, frame: Frame, rows: list[Row]) -> None:
         for sink in self.sinks:
@@ -256,7 +256,7 @@ class SiteRun:
         end = time.monotonic() - self.clock_zero
         self._decide([e for run in self.runs.values() for e in run.finish(end)])
         for d in self.service.finish():
-            self.ids[(d.camera, d.track_id)] = d.global_id
+            self.ids.apply(d)
         for sink in self.sinks:
             sink.close(self.ids)
         self._summarise()
@@ -267,8 +267,9 @@ class SiteRun:
         s.tracks = sum(run.tracker.ids_issued for run in self.runs.values())
         s.crops_embedded = sum(run.tracker.crops_embedded for run in self.runs.values())
         cameras_of: dict[int, set] = {}
-        for (camera, _), gid in self.ids.items():
-            cameras_of.setdefault(gid, set()).add(camera)
+        for (camera, _), spans in self.ids.items():
+            for _, gid in spans:
+                cameras_of.setdefault(gid, set()).add(camera)
         s.identities = len(cameras_of)
         s.seen_in_several_cameras = sum(len(c) > 1 for c in cameras_of.values())
         for name, r in self.readers.items():

@@ -1,10 +1,11 @@
 """Outputs of a run. Every sink has the same two calls: ``write(camera, frame, rows, ids)``
-as frames go by and ``close(ids)`` at the end, where ``ids`` maps (camera, local track id) to
-the global id decided so far. Files written as frames go by (JSONL, video, contact sheets)
-show a track from the moment it has a global id; files written at the end (MOT, the
-identities table) use the final decisions, so a track's rows from before it was identified
-are in them too. Each file is written under a temporary name and renamed when complete
-(reid.io)."""
+as frames go by and ``close(ids)`` at the end, where ``ids`` (tracking.events.Ids) gives the
+global id decided so far for a local track at a frame. Files written as frames go by (JSONL,
+video, contact sheets) show a track from the moment it has a global id; files written at the
+end (MOT, the identities table) use the final decisions, so a track's rows from before it
+was identified are in them too, and a track the offline pass cut carries each person's id
+on that person's frames. Each file is written under a temporary name and renamed when
+complete (reid.io)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import csv
 import io
 import json
 from collections import defaultdict, deque
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -21,9 +21,8 @@ import numpy as np
 
 from reid.io import part_path, publish, write_bytes_atomic, write_json_atomic, write_text_atomic
 from tracking.camera_run import Row
+from tracking.events import Ids
 from tracking.sources import Frame
-
-Ids = Mapping[tuple[str, int], int]
 
 
 class Sink(Protocol):
@@ -34,8 +33,8 @@ class Sink(Protocol):
 
 def identified(rows: list[Row], ids: Ids) -> list[dict]:
     """The rows seen in this frame whose track has a global id, as {id, box, score}."""
-    return [{"id": ids[(r.camera, r.track_id)], "box": r.box, "score": r.score}
-            for r in rows if not r.late and (r.camera, r.track_id) in ids]
+    return [{"id": gid, "box": r.box, "score": r.score} for r in rows if not r.late
+            if (gid := ids.get(r.camera, r.track_id, r.frame)) is not None]
 
 
 class MotFile:
@@ -63,7 +62,7 @@ class MotFile:
         rows = []
         for line in self.tmp.read_text().splitlines(keepends=True):
             frame, local, rest = line.split(",", 2)
-            gid = ids.get((self.camera, int(local)))
+            gid = ids.get(self.camera, int(local), int(frame))
             if gid is not None:
                 rows.append((int(frame), f"{frame},{gid},{rest}"))
         rows.sort(key=lambda r: r[0])  # stable: same-frame order kept
@@ -203,25 +202,32 @@ class ContactSheets:
 
 
 class IdentitiesFile:
-    """identities.json and .csv in ``folder``: one row per identified local track (global id,
-    camera, local id, first and last time seen, frames seen), by global id."""
+    """identities.json and .csv in ``folder``: one row per identified stretch of a local
+    track (global id, camera, local id, first and last time seen, frames seen), by global
+    id; a track cut by the offline pass has one row per person in it."""
 
     FIELDS = ["global_id", "camera", "local_id", "first_s", "last_s", "frames"]
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.spans: dict[tuple[str, int], list] = {}  # key -> [first_s, last_s, frames]
+        self.seen: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
 
     def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
         for r in rows:
             if not r.late:
-                span = self.spans.setdefault((r.camera, r.track_id), [r.time, r.time, 0])
-                span[1], span[2] = r.time, span[2] + 1
+                self.seen[(r.camera, r.track_id)].append((r.frame, r.time))
 
     def table(self, ids: Ids) -> list[dict]:
-        table = [{"global_id": ids[k], "camera": k[0], "local_id": k[1],
-                  "first_s": round(first, 3), "last_s": round(last, 3), "frames": frames}
-                 for k, (first, last, frames) in self.spans.items() if k in ids]
+        spans: dict[tuple[int, str, int], list] = {}  # (id, camera, local) -> first, last, n
+        for (camera, local), seen in self.seen.items():
+            for frame, time in seen:
+                gid = ids.get(camera, local, frame)
+                if gid is not None:
+                    span = spans.setdefault((gid, camera, local), [time, time, 0])
+                    span[1], span[2] = time, span[2] + 1
+        table = [{"global_id": g, "camera": c, "local_id": loc, "first_s": round(first, 3),
+                  "last_s": round(last, 3), "frames": n}
+                 for (g, c, loc), (first, last, n) in spans.items()]
         return sorted(table, key=lambda r: (r["global_id"], r["first_s"]))
 
     def close(self, ids: Ids) -> None:
