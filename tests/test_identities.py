@@ -2,13 +2,24 @@
 events into decisions, and sinks write from the decisions. Hand-made event sequences and
 small synthetic frames; no video, no model."""
 
+import json
+
 import numpy as np
 import pytest
 
 from tracking.camera_run import CameraRun, Row
-from tracking.events import Decision, Ids, TrackletEnded, TrackletStarted, TrackletUpdated
+from tracking.events import (
+    Decision,
+    EventsFile,
+    Ids,
+    TrackletEnded,
+    TrackletStarted,
+    TrackletUpdated,
+    read_events,
+)
 from tracking.identities import LocalIds, OfflineIdentities, OnlineIdentities, identity_service
 from tracking.multicam import Camera, IdentityConfig
+from tracking.replay import rows_of
 from tracking.sinks import IdentitiesFile, JsonlFile, MotFile
 from tracking.sources import Frame
 from tracking.tracker import Tracker, TrackerConfig
@@ -240,3 +251,68 @@ def test_identities_table_has_a_row_per_person_in_a_cut_track(tmp_path):
     ids.apply(Decision("a", 5, 2, from_frame=3))
     assert [(r["global_id"], r["local_id"], r["first_s"], r["frames"])
             for r in table.table(ids)] == [(1, 5, 0.1, 2), (2, 5, 0.3, 2)]
+
+
+def test_events_survive_the_file_they_are_recorded_in(tmp_path):
+    steps = crossing()
+    f = EventsFile(tmp_path / "events.jsonl")
+    for events in steps:
+        f.write(events)
+    f.close()
+    back = list(read_events(tmp_path / "events.jsonl"))
+    assert len(back) == len(steps)
+    for a, b in zip(steps[5] + steps[-1], back[5] + back[-1]):
+        assert (type(a), a.camera, a.track_id, a.time) == (type(b), b.camera, b.track_id, b.time)
+        assert (a.embedding is None) == (b.embedding is None)
+        if a.embedding is not None:
+            assert np.allclose(a.embedding, b.embedding, atol=1e-6)
+    assert back[3][0].ground == steps[3][0].ground and back[3][0].box == steps[3][0].box
+
+
+def test_track_identities_decides_a_recorded_run_again(tmp_path, capsys):
+    """The same events replayed online and offline: offline cuts camera a's swapped
+    tracks, online cannot; both write MOT files from the events' boxes."""
+    from tracking.cli import main
+
+    f = EventsFile(tmp_path / "events.jsonl")
+    for events in crossing():
+        f.write(events)
+    f.close()
+    site = tmp_path / "site.yaml"
+    site.write_text("identity: {max_distance: 0.3, overlapping: [[a, b]], ground_gate: 1.0, "
+                    "ground_speed: 1.0}\n")
+    for mode in ("never", "always"):
+        assert main(["identities", "--events", str(tmp_path / "events.jsonl"), "--config",
+                     str(site), "--output", str(tmp_path / mode),
+                     f"identity.offline={mode}"]) == 0
+    mot = {m: np.loadtxt(tmp_path / m / "a.txt", delimiter=",") for m in ("never", "always")}
+    assert len(mot["never"]) == len(mot["always"]) == 82  # 41 frames x 2 tracks
+    table = {m: json.loads((tmp_path / m / "identities.json").read_text()) for m in mot}
+    assert len([r for r in table["never"] if r["camera"] == "a"]) == 2
+    assert len([r for r in table["always"] if r["camera"] == "a"]) == 4  # each cut once
+
+
+def test_track_identities_refuses_what_is_not_an_events_file(tmp_path, capsys):
+    from tracking.cli import main
+
+    assert main(["identities", "--events", str(tmp_path / "none.jsonl"),
+                 "--output", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    assert main(["identities", "--events", str(tmp_path / "bad.jsonl"),
+                 "--output", str(tmp_path / "out")]) == 2
+    assert "line 1 is not a tracklet event list" in capsys.readouterr().err
+    f = EventsFile(tmp_path / "events.jsonl")
+    f.write(crossing()[0])
+    f.close()
+    assert main(["identities", "--events", str(tmp_path / "events.jsonl"), "--config",
+                 "configs/cameras/epfl_terrace.yaml", "--output", str(tmp_path / "out")]) == 2
+    assert "has cameras ['a', 'b'] that" in capsys.readouterr().err
+
+
+def test_replayed_rows_fill_the_frames_a_track_was_lost():
+    last = {}
+    rows_of([seen("a", 1, 0.0)], last)
+    rows = rows_of([TrackletUpdated("a", 1, 0.3, 4, (3, 0, 13, 20), 0.9)], last)["a"]
+    assert [(r.frame, r.box[0], r.late) for r in rows] == [(4, 3, False), (2, 1, True),
+                                                           (3, 2, True)]

@@ -4,6 +4,8 @@
     track run --config configs/cameras/epfl_terrace.yaml --output runs/terrace
     track run --camera door=rtsp://10.0.0.5/stream --camera hall=hall.mp4 --output runs/site
     track eval --pred runs/track --gt ../shared/data/video --json scores.json
+    track identities --events runs/terrace/events.jsonl --config configs/cameras/epfl_terrace.yaml \
+        --output runs/terrace_online identity.offline=never
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tracking.config import Settings, UsageError, load_settings
+from tracking.config import Settings, UsageError, load_settings, site_cameras
 from tracking.multicam import Camera
 
 log = logging.getLogger("track")
@@ -71,6 +73,34 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_identities(args) -> int:
+    from tracking.events import read_events
+    from tracking.replay import cameras_of, replay
+
+    if not Path(args.events).is_file():
+        raise UsageError(f"--events {args.events} does not exist; a run writes events.jsonl "
+                         "when given --events")
+    try:
+        steps = list(read_events(args.events))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    names = cameras_of(steps)
+    if not names:
+        raise UsageError(f"{args.events} holds no tracklet events")
+    site = site_cameras(args.config)
+    if site and set(names) - set(site):
+        raise UsageError(f"{args.events} has cameras {sorted(set(names) - set(site))} that "
+                         f"{args.config} does not list ({site}); is it the same site?")
+    extra = [] if site else [Camera(n, args.events) for n in names]  # the events' cameras
+    settings = load_settings(args.config, list(args.overrides), cameras=extra)
+    ids = replay(steps, settings.identity, args.output)
+    people = {gid for _, spans in ids.items() for _, gid in spans}
+    print(f"{len(people)} people in {len(names)} camera(s); outputs: {args.output}")
+    if args.gt:
+        report_scores(args.output, args.gt)
+    return 0
+
+
 def check_ground_truth(gt: str, names: list[str]) -> None:
     """Before a long run: every camera (or video) needs GT/<name>/gt/gt.txt."""
     missing = [n for n in names if not (Path(gt) / n / "gt" / "gt.txt").is_file()]
@@ -87,7 +117,8 @@ def run_site(args, settings: Settings, cameras: list[Camera], detector, embedder
               else Path(args.output) / f"{cameras[0].name}_gallery" if args.gallery else None)
     stats = track_site(cameras, args.output, detector, embedder, settings.tracker,
                        settings.identity, settings.sources, stride=settings.detector.stride,
-                       outputs=Outputs(video=not args.no_video, sheets=sheets),
+                       outputs=Outputs(video=not args.no_video, sheets=sheets,
+                                       events=args.events),
                        max_steps=args.max_frames, duration_s=args.duration)
     share = ", ".join(f"{k} {100 * v / max(sum(stats.time_s.values()), 1e-9):.0f}%"
                       for k, v in stats.time_s.items())
@@ -179,7 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gt", default=None, metavar="FOLDER",
                    help="ground truth (FOLDER/<camera>/gt/gt.txt): score the run when it ends, "
                    "as track eval does")
+    p.add_argument("--events", action="store_true", help="also write events.jsonl, the "
+                   "tracklet events, to decide identities again later (track identities)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost_s=4")
+    i = sub.add_parser("identities", help="decide a recorded run's global identities again "
+                       "from its events (track run --events), with the settings given now")
+    i.add_argument("--events", required=True, help="a run's events.jsonl")
+    i.add_argument("--output", required=True, help="folder for <camera>.txt and identities")
+    i.add_argument("--config", default=None, help="the site's YAML (its identity section)")
+    i.add_argument("--gt", default=None, metavar="FOLDER", help="score the new identities")
+    i.add_argument("overrides", nargs="*", help="key=value, e.g. identity.offline=never")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
     e.add_argument("--pred", required=True, help="folder of <SEQ>.txt (a run's output)")
     e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt and "
@@ -199,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracking.sources import SourceError
 
     try:
-        return {"run": cmd_run, "eval": cmd_eval}[args.mode](args)
+        return {"run": cmd_run, "eval": cmd_eval, "identities": cmd_identities}[args.mode](args)
     except (UsageError, CheckpointError, DetectorError, EvalError, SourceError,
             FileNotFoundError) as e:
         if args.verbose:

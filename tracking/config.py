@@ -90,6 +90,11 @@ def load_settings(path: str | None = None, overrides: Sequence[str] = (),
     return settings
 
 
+def site_cameras(path: str | None) -> list[str]:
+    """The camera names a site file lists (none without a file)."""
+    return [c.name for c in _cameras(_read_yaml(Path(path)).get("cameras"))] if path else []
+
+
 def field_names(cls: type) -> list[str]:
     """The keys a section (or a camera entry) may hold: its dataclass's fields."""
     return [f.name for f in fields(cls)]

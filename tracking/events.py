@@ -9,9 +9,15 @@ its ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
+
+from reid.io import part_path, publish
 
 
 @dataclass(frozen=True)
@@ -85,3 +91,55 @@ class Ids:
     def items(self) -> list[tuple[tuple[str, int], list[tuple[int, int]]]]:
         """(camera, track id) and its spans, (from frame, global id) in frame order."""
         return list(self._spans.items())
+
+
+KINDS = {"started": TrackletStarted, "updated": TrackletUpdated, "ended": TrackletEnded}
+
+
+def to_json(e: TrackletEvent) -> dict:
+    """An event as plain JSON: its kind, its fields, an embedding as base64 float32."""
+    out = {"kind": next(k for k, c in KINDS.items() if isinstance(e, c)), **asdict(e)}
+    if out.get("embedding") is not None:
+        out["embedding"] = base64.b64encode(np.asarray(e.embedding, "<f4").tobytes()).decode()
+    return out
+
+
+def from_json(d: dict) -> TrackletEvent:
+    kind = KINDS[d["kind"]]
+    values = {f.name: d.get(f.name) for f in fields(kind) if f.name in d}
+    if values.get("embedding") is not None:
+        values["embedding"] = np.frombuffer(base64.b64decode(values["embedding"]), "<f4")
+    for name in ("box", "ground"):
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
+    return kind(**values)
+
+
+class EventsFile:
+    """A run's tracklet events, one JSON line per step (the events the identity service
+    consumed together), so the identities can be decided again later, with other settings
+    or another strategy, without detecting or tracking again (tracking.replay)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = part_path(self.path)
+        self.f = open(self.tmp, "w", buffering=1)
+
+    def write(self, events: list[TrackletEvent]) -> None:
+        if events:
+            self.f.write(json.dumps([to_json(e) for e in events]) + "\n")
+
+    def close(self) -> None:
+        self.f.close()
+        publish(self.tmp, self.path)
+
+
+def read_events(path: str | Path) -> Iterator[list[TrackletEvent]]:
+    """The steps of an events file, in order."""
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                yield [from_json(d) for d in json.loads(line)]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path} line {n} is not a tracklet event list ({e}); "
+                                 "is it an events.jsonl written by track run --events?") from e

@@ -38,7 +38,14 @@ class Tracklet:
     embedding: np.ndarray | None  # unit vector; None until the track has enough crops
     frames: int = 1
     ground: dict = field(default_factory=dict)  # {time bin: (x, y)} on the ground plane
-    opening: np.ndarray | None = None  # appearance of its first clean crops, for cutting
+    opening: np.ndarray | None = None  # appearance of its first clean crops (offline)
+
+    @property
+    def first_look(self) -> np.ndarray:
+        """What it is matched by: a track's start continues how someone last looked, so
+        its first crops (when known) are compared with the identities' banks, which keep
+        how each of their tracklets looked at its end (``embedding``)."""
+        return self.opening if self.opening is not None else self.embedding
 
     def place(self, time: float, point: tuple[float, float], keep: int = 250) -> None:
         """Records a ground position; times are binned (GROUND_BIN_S) so that cameras with
@@ -50,10 +57,10 @@ class Tracklet:
     def split(self, bins: list[int], changed: float) -> list[Tracklet]:
         """Pieces of this tracklet cut at these time bins (ascending): each piece holds its
         own stretch of positions and time. Only two looks are known, the first crops
-        (``opening``) and the last (``embedding``): every piece looks like the last crops,
-        except that the first looks like the first crops where the two differ by more than
-        the cosine distance ``changed`` (the person inside changed). Pieces without a look
-        of their own (None) scored worse on EPFL terrace: most cuts are not swaps."""
+        (``opening``) and the last (``embedding``): the first piece starts with the one,
+        the others with the other, and all end with the last crops, except the first
+        where the two differ by more than the cosine distance ``changed`` (the person inside
+        changed: it ends as it began)."""
         if not bins:
             return [self]
         pieces = []
@@ -62,7 +69,8 @@ class Tracklet:
                       if (lo is None or k >= lo) and (hi is None or k < hi)}
             start = self.start if lo is None else lo * GROUND_BIN_S
             end = self.end if hi is None else max(start, (hi - 1) * GROUND_BIN_S)
-            pieces.append(replace(self, start=start, end=end, ground=ground))
+            pieces.append(replace(self, start=start, end=end, ground=ground, opening=None))
+        pieces[0].opening = self.opening
         if self.opening is not None and 1 - self.opening @ self.embedding > changed:
             pieces[0].embedding = self.opening
         return pieces
@@ -95,7 +103,7 @@ class IdentityConfig:
     max_distance: float = 0.4    # cosine distance above which a tracklet starts a new person
     bank: int = 20               # embeddings kept per identity
     min_crops: int = 5           # clean crops a track needs before it gets a global id
-    offline: str = "never"       # one decision at the end: auto (recordings), always, never
+    offline: str = "auto"        # one decision at the end: auto (recordings), always, never
     overlapping: set = field(default_factory=set)   # {frozenset({"cam0", "cam1"}), ...}
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}
     ground_gate: float | None = None  # ground-plane distance (its units) for one person
@@ -186,7 +194,7 @@ class GlobalIdentities:
         while todo:
             cost = np.full((len(todo), len(self.identities)), np.inf)
             if self.identities:
-                feats = np.stack([tracklets[i].embedding for i in todo])
+                feats = np.stack([tracklets[i].first_look for i in todo])
                 for j, ident in enumerate(self.identities):
                     dist = (1 - feats @ np.stack(ident.bank).T).min(1)
                     for r, i in enumerate(todo):

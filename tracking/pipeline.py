@@ -26,7 +26,7 @@ from tqdm import tqdm
 from tracking.camera_run import CameraRun, Row, crop_embedder
 from tracking.config import Settings
 from tracking.detector import Detector
-from tracking.events import Ids, TrackletEvent
+from tracking.events import EventsFile, Ids, TrackletEvent
 from tracking.identities import identity_service
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sinks import (
@@ -97,6 +97,7 @@ class Outputs:
 
     video: bool = True                 # <camera>.mp4
     sheets: Path | None = None         # a contact sheet per identity in this folder
+    events: bool = False               # events.jsonl: the tracklet events (tracking.replay)
 
 
 @dataclass
@@ -145,7 +146,9 @@ class SiteRun:
         self.ids = Ids()
         self.used = {n: 0 for n in names}     # frames processed per camera
         self.lag = {n: 0.0 for n in names}    # seconds from read to use, last frame
-        self.sinks = self._sinks(outputs or Outputs())
+        outputs = outputs or Outputs()
+        self.sinks = self._sinks(outputs)
+        self.events_file = EventsFile(self.out / "events.jsonl") if outputs.events else None
         self.stats = RunStats(live=self.live)
 
     def _open(self, cameras: list[Camera], config: SourceConfig) -> dict:
@@ -237,6 +240,8 @@ class SiteRun:
             self.stats.steps += 1
 
     def _decide(self, events: list[TrackletEvent]) -> None:
+        if self.events_file:
+            self.events_file.write(events)
         for d in self.service.consume(events):
             self.ids.apply(d)
 
@@ -257,6 +262,8 @@ class SiteRun:
         self._decide([e for run in self.runs.values() for e in run.finish(end)])
         for d in self.service.finish():
             self.ids.apply(d)
+        if self.events_file:
+            self.events_file.close()
         for sink in self.sinks:
             sink.close(self.ids)
         self._summarise()
