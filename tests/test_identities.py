@@ -157,7 +157,8 @@ def test_camera_run_ends_live_tracks_when_the_source_ends():
 
 def test_files_are_written_from_the_final_decisions(tmp_path):
     """MOT and the identities table use the ids decided by the end of the run, rows from
-    before a track's decision included; JSONL shows ids as they were known at the time."""
+    before a track's decision included; JSONL is followed live with the ids known at the
+    time, then rewritten with the final ones."""
     mot, jsonl, table = (MotFile(tmp_path / "a.txt", "a"), JsonlFile(tmp_path / "a.jsonl", "a"),
                          IdentitiesFile(tmp_path))
     ids = Ids()
@@ -170,12 +171,15 @@ def test_files_are_written_from_the_final_decisions(tmp_path):
             ids.apply(Decision("a", 5, 42))
         for sink in (mot, jsonl, table):
             sink.write("a", frame, rows, ids)
+    live = [json.loads(line)["tracks"][0]["id"] for line in jsonl.tmp.read_text().splitlines()]
+    assert live == [None, None, 42]  # frames 3 and 1 were written before the decision
     for sink in (mot, jsonl, table):
         sink.close(ids)
     lines = (tmp_path / "a.txt").read_text().splitlines()
     assert [line.split(",")[:2] for line in lines] == [["1", "42"], ["2", "42"], ["3", "42"]]
-    live = [line.count('"id"') for line in (tmp_path / "a.jsonl").read_text().splitlines()]
-    assert live == [0, 0, 1]  # frames 3 and 1 were written before the decision
+    final = [json.loads(line)["tracks"]
+             for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert [[(t["id"], t["track"]) for t in tracks] for tracks in final] == [[(42, 5)]] * 3
     assert [(r["global_id"], r["local_id"], r["frames"]) for r in table.table(ids)] == \
         [(42, 5, 3)]
 
@@ -316,3 +320,36 @@ def test_replayed_rows_fill_the_frames_a_track_was_lost():
     rows = rows_of([TrackletUpdated("a", 1, 0.3, 4, (3, 0, 13, 20), 0.9)], last)["a"]
     assert [(r.frame, r.box[0], r.late) for r in rows] == [(4, 3, False), (2, 1, True),
                                                            (3, 2, True)]
+
+
+def test_a_recording_is_drawn_with_the_final_ids(tmp_path):
+    """Rows come while nobody has an id yet; the video is drawn at close, from the source
+    file, with the ids decided at the end (a track cut at frame 4 changes colour)."""
+    import cv2
+
+    from tracking.sinks import AnnotatedVideo, ContactSheets, color_of
+
+    src = tmp_path / "src.avi"
+    out = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(6):
+        out.write(np.full((48, 64, 3), 40, np.uint8))
+    out.release()
+    video = AnnotatedVideo(tmp_path / "a.mp4", "a", 10, (64, 48), source=src)
+    sheets = ContactSheets(tmp_path / "sheets", every_s=0.0)
+    ids = Ids()
+    for i in range(1, 6):  # the run stops after frame 5 of 6
+        frame = Frame(i, i / 10, np.full((48, 64, 3), 200, np.uint8), 0.0)
+        for sink in (video, sheets):
+            sink.write("a", frame, [Row("a", i, i / 10, 3, [10, 10, 40, 40], 0.9)], ids)
+    ids.apply(Decision("a", 3, 7))
+    ids.apply(Decision("a", 3, 8, from_frame=4))
+    video.close(ids)
+    sheets.close(ids)
+    cap, edges = cv2.VideoCapture(str(tmp_path / "a.mp4")), []
+    while (got := cap.read())[0]:
+        edges.append(got[1][25, 10].astype(int))  # a pixel of the box's left edge
+    assert len(edges) == 5
+    for k, gid in enumerate([7, 7, 7, 8, 8]):
+        assert np.abs(edges[k] - color_of(gid)).max() < 60, (k, edges[k], color_of(gid))
+    assert sorted(p.name for p in (tmp_path / "sheets").iterdir()) == ["id_0007.png",
+                                                                       "id_0008.png"]

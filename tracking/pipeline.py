@@ -170,7 +170,8 @@ class SiteRun:
                       JsonlFile(self.out / f"{name}.jsonl", name)]
             if outputs.video:
                 sinks.append(AnnotatedVideo(self.out / f"{name}.mp4", name, r.fps,
-                                            (r.width, r.height)))
+                                            (r.width, r.height),
+                                            source=None if self.live else r.path))
         if outputs.sheets is not None:
             sinks.append(ContactSheets(outputs.sheets))
         if len(self.readers) > 1:  # a site's identities table (one camera: ids are local)

@@ -22,7 +22,7 @@ import numpy as np
 from reid.io import part_path, publish, write_bytes_atomic, write_json_atomic, write_text_atomic
 from tracking.camera_run import Row
 from tracking.events import Ids
-from tracking.sources import Frame
+from tracking.sources import Frame, VideoFile
 
 
 class Sink(Protocol):
@@ -71,8 +71,11 @@ class MotFile:
 
 
 class JsonlFile:
-    """One JSON object per frame of one camera: {"frame": n, "time": s, "tracks": [{id, box,
-    score}]}, the time being media time for files and capture time for live sources."""
+    """One JSON object per frame of one camera: {"frame": n, "time": s, "tracks": [{id,
+    track, box, score}]} (id: global; track: the local track id in this camera), the time
+    being media time for files and capture time for live sources. Lines go to a .part file
+    as frames come, with the ids known then (a live reader can follow it), and the file is
+    rewritten at ``close`` with the final ids, like the MOT file."""
 
     def __init__(self, path: str | Path, camera: str):
         self.path, self.camera = Path(path), camera
@@ -82,13 +85,22 @@ class JsonlFile:
     def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
         if camera != self.camera:
             return
-        tracks = [{"id": t["id"], "box": [round(float(v), 1) for v in t["box"]],
-                   "score": round(t["score"], 3)} for t in identified(rows, ids)]
+        tracks = [{"id": ids.get(camera, r.track_id, r.frame), "track": r.track_id,
+                   "box": [round(float(v), 1) for v in r.box], "score": round(r.score, 3)}
+                  for r in rows if not r.late]
         self.f.write(json.dumps({"frame": frame.index, "time": round(frame.time, 3),
                                  "tracks": tracks}) + "\n")
 
     def close(self, ids: Ids) -> None:
         self.f.close()
+        lines = []
+        for line in self.tmp.read_text().splitlines():
+            entry = json.loads(line)
+            for t in entry["tracks"]:
+                t["id"] = ids.get(self.camera, t["track"], entry["frame"])
+            entry["tracks"] = [t for t in entry["tracks"] if t["id"] is not None]
+            lines.append(json.dumps(entry) + "\n")
+        self.tmp.write_text("".join(lines))
         publish(self.tmp, self.path)
 
 
@@ -100,30 +112,50 @@ def color_of(track_id: int) -> tuple[int, int, int]:
 
 
 class AnnotatedVideo:
-    """One camera's frames with boxes, global ids and short trails drawn (OpenCV), as mp4."""
+    """One camera's frames with boxes, global ids and short trails drawn (OpenCV), as mp4.
+    A live camera is drawn as frames come, with the ids known then. A recording (``source``,
+    its file) is drawn at ``close`` with the final ids: its rows are kept (a few numbers a
+    box, boxes filled in for frames a track was lost included) and the file is decoded
+    again, which costs a few percent of a run."""
 
     def __init__(self, path: str | Path, camera: str, fps: float, size: tuple[int, int],
-                 trail: int = 20):
-        self.path, self.camera = Path(path), camera
+                 trail: int = 20, source: str | Path | None = None):
+        self.path, self.camera, self.source = Path(path), camera, source
         self.tmp = part_path(self.path)
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
             raise RuntimeError(f"cannot write video {self.tmp}")
         self.trails: dict[int, deque] = defaultdict(lambda: deque(maxlen=trail))
+        self.rows: dict[int, list[tuple[int, list[float]]]] = defaultdict(list)  # recording
+        self.last_frame = 0
 
     def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
         if camera != self.camera:
             return
-        img = frame.image.copy()
-        tracks = identified(rows, ids)
+        if self.source is None:
+            self._render(frame.image.copy(), frame.index, identified(rows, ids))
+            return
+        for r in rows:
+            self.rows[r.frame].append((r.track_id, r.box))
+        self.last_frame = frame.index
+
+    def _render(self, img: np.ndarray, index: int, tracks: list[dict]) -> None:
         for t in tracks:
             self._draw(img, t["id"], [int(v) for v in t["box"]])
         alive = {t["id"] for t in tracks}
         for gone in [k for k in self.trails if k not in alive]:
             del self.trails[gone]  # bounded memory: only live tracks keep trails
-        cv2.putText(img, f"frame {frame.index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+        cv2.putText(img, f"frame {index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                     (255, 255, 255), 2, cv2.LINE_AA)
         self.writer.write(img)
+
+    def _render_recording(self, ids: Ids) -> None:
+        for index, img in VideoFile(self.source):
+            if index > self.last_frame:
+                break
+            tracks = [{"id": gid, "box": box} for track, box in self.rows.pop(index, [])
+                      if (gid := ids.get(self.camera, track, index)) is not None]
+            self._render(img, index, tracks)
 
     def _draw(self, img: np.ndarray, gid: int, box: list[int]) -> None:
         x1, y1, x2, y2 = box
@@ -140,47 +172,59 @@ class AnnotatedVideo:
                     cv2.LINE_AA)
 
     def close(self, ids: Ids) -> None:
+        if self.source is not None and self.last_frame:
+            self._render_recording(ids)
         self.writer.release()
         publish(self.tmp, self.path)
 
 
 class ContactSheets:
     """One PNG per global identity in ``folder``: a row per camera of its best crops (highest
-    detection score, at most one crop per second per camera so the row is not one moment
-    repeated). Crops are kept as small thumbnails, so memory per identity stays a few tens
-    of KB."""
+    detection score, at most one crop per second per local track so the row is not one
+    moment repeated). Crops are kept per local track, as small thumbnails (a few tens of KB
+    a track), and grouped by the final ids at ``close``, so a track the offline pass cut
+    shows each crop under the person it belongs to."""
 
     def __init__(self, folder: str | Path, per_camera: int = 5, size: tuple[int, int] = (64, 128),
                  every_s: float = 1.0):
         self.folder = Path(folder)
         self.per_camera, self.size, self.every_s = per_camera, size, every_s
-        self.best: dict[int, dict[str, list]] = {}
-        self.last: dict[tuple[int, str], float] = {}
+        self.best: dict[tuple[str, int], list] = {}  # (camera, track) -> [(score, frame, crop)]
+        self.last: dict[tuple[str, int], float] = {}
 
     def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
-        for t in identified(rows, ids):
-            self.offer(t["id"], camera, frame.time, frame.image, t["box"], t["score"])
+        for r in rows:
+            if not r.late:
+                self.offer((camera, r.track_id), frame, r.box, r.score)
 
-    def offer(self, global_id: int, camera: str, time: float, frame: np.ndarray,
-              box: list[float], score: float) -> None:
-        key = (global_id, camera)
-        if time - self.last.get(key, -np.inf) < self.every_s:
+    def offer(self, track: tuple[str, int], frame: Frame, box: list[float],
+              score: float) -> None:
+        if frame.time - self.last.get(track, -np.inf) < self.every_s:
             return
-        row = self.best.setdefault(global_id, {}).setdefault(camera, [])
-        if len(row) >= self.per_camera and score <= row[-1][0]:
+        kept = self.best.setdefault(track, [])
+        if len(kept) >= self.per_camera and score <= kept[-1][0]:
             return
-        h, w = frame.shape[:2]
+        h, w = frame.image.shape[:2]
         x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
         x2, y2 = min(w, int(box[2])), min(h, int(box[3]))
         if x2 - x1 < 4 or y2 - y1 < 4:
             return
-        self.last[key] = time
-        row.append((score, cv2.resize(frame[y1:y2, x1:x2], self.size)))
-        row.sort(key=lambda r: -r[0])
-        del row[self.per_camera:]
+        self.last[track] = frame.time
+        kept.append((score, frame.index, cv2.resize(frame.image[y1:y2, x1:x2], self.size)))
+        kept.sort(key=lambda k: -k[0])
+        del kept[self.per_camera:]
 
     def close(self, ids: Ids) -> None:
-        for gid, cams in self.best.items():
+        people: dict[int, dict[str, list]] = {}
+        for (camera, track), kept in self.best.items():
+            for score, index, crop in kept:
+                gid = ids.get(camera, track, index)
+                if gid is not None:
+                    people.setdefault(gid, {}).setdefault(camera, []).append((score, crop))
+        for gid, cams in people.items():
+            for row in cams.values():
+                row.sort(key=lambda k: -k[0])
+                del row[self.per_camera:]
             ok, png = cv2.imencode(".png", self._sheet(gid, cams))
             write_bytes_atomic(self.folder / f"id_{gid:04d}.png", png.tobytes())
 
