@@ -123,9 +123,10 @@ def run_site(args, settings: Settings, cameras: list[Camera], detector, embedder
     share = ", ".join(f"{k} {100 * v / max(sum(stats.time_s.values()), 1e-9):.0f}%"
                       for k, v in stats.time_s.items())
     if several:
-        print(f"{len(cameras)} cameras, {stats.steps} steps in {stats.seconds:.0f} s: "
-              f"{stats.identities} people, {stats.seen_in_several_cameras} seen in several "
-              "cameras")
+        print(f"{len(cameras)} cameras, {stats.steps} steps in {stats.seconds:.0f} s (final "
+              f"identity pass {stats.time_s['identities']:.1f} s, outputs written in "
+              f"{stats.time_s['outputs']:.1f} s): {stats.identities} people, "
+              f"{stats.seen_in_several_cameras} seen in several cameras")
     else:
         print(f"{cameras[0].name}: {stats.frames} frames, {stats.tracks} tracks, "
               f"{stats.fps:.1f} FPS end to end ({share}); {stats.crops_embedded} crops "

@@ -106,7 +106,8 @@ class RunStats:
     seconds: float = 0.0
     live: bool = False
     time_s: dict = field(default_factory=lambda: {"read": 0.0, "detect": 0.0,
-                                                  "track+reid": 0.0, "write": 0.0})
+                                                  "track+reid": 0.0, "write": 0.0,
+                                                  "identities": 0.0, "outputs": 0.0})
     cameras: dict = field(default_factory=dict)  # name -> health and file figures
     tracks: int = 0                    # local tracks confirmed, all cameras
     crops_embedded: int = 0
@@ -261,12 +262,15 @@ class SiteRun:
             r.close()
         end = time.monotonic() - self.clock_zero
         self._decide([e for run in self.runs.values() for e in run.finish(end)])
-        for d in self.service.finish():
+        t = time.perf_counter()
+        for d in self.service.finish():  # the offline pass, for a recording
             self.ids.apply(d)
+        self.stats.time_s["identities"] = time.perf_counter() - t
         if self.events_file:
             self.events_file.close()
-        for sink in self.sinks:
+        for sink in self.sinks:  # a recording's video is drawn here
             sink.close(self.ids)
+        self.stats.time_s["outputs"] = time.perf_counter() - t - self.stats.time_s["identities"]
         self._summarise()
 
     def _summarise(self) -> None:
