@@ -353,3 +353,21 @@ def test_a_recording_is_drawn_with_the_final_ids(tmp_path):
         assert np.abs(edges[k] - color_of(gid)).max() < 60, (k, edges[k], color_of(gid))
     assert sorted(p.name for p in (tmp_path / "sheets").iterdir()) == ["id_0007.png",
                                                                        "id_0008.png"]
+
+
+def test_a_camera_never_shows_one_id_on_two_tracks():
+    """Track 1 is lost at 1.0 s; track 2 starts where it was and continues its id; then
+    track 1 comes back at 1.5 s while track 2 goes on: track 1 gets a new id from the frame
+    after it was lost, so no frame has the id twice (its gap rows included)."""
+    service = OnlineIdentities(IdentityConfig(max_distance=0.3, ground_gate=1.0,
+                                              ground_speed=1.0))
+    ids = Ids()
+    steps = [[seen("a", 1, i / 10, RED if i == 0 else None, (i / 10, 0))] for i in range(11)]
+    steps += [[seen("a", 2, 1.2, GREEN, (1.1, 0))], [seen("a", 2, 1.3, None, (1.2, 0))]]
+    steps += [[seen("a", 1, 1.5, None, (1.4, 0)), seen("a", 2, 1.5, None, (1.4, 0))]]
+    for events in steps:
+        for d in service.consume(events):
+            ids.apply(d)
+    assert ids.get("a", 2, 13) == ids.get("a", 1, 5)  # the continuation by position
+    for frame in range(12, 17):  # track 1 missed 12-15 (rows filled in later) and is seen at 16
+        assert ids.get("a", 1, frame) != ids.get("a", 2, frame)

@@ -58,29 +58,40 @@ class LocalIds:
 
 
 class OnlineIdentities:
-    """Several cameras, decided as events arrive (live runs, and today's recordings).
+    """Several cameras, decided as events arrive (live runs, and the ids a recording shows
+    while it runs).
 
     Per step: every update is recorded (time span, ground positions); tracks that now have
     an embedding and no identity are matched together; then ended tracks are closed (an
-    identified one keeps only what later matches need, an unidentified one is forgotten)."""
+    identified one keeps only what later matches need, an unidentified one is forgotten).
+    A camera shows each id on one track at a time: a lost track that comes back while a
+    newer track of its camera continues its id gets a new id from the frame after it was
+    last seen (the frames it missed included)."""
 
     def __init__(self, config: IdentityConfig | None = None):
         self.matcher = GlobalIdentities(config)
         self.tracklets: dict[tuple[str, int], Tracklet] = {}  # open or identified
-        self.identified: set[tuple[str, int]] = set()
+        self.ids: dict[tuple[str, int], int] = {}            # identified tracks
+        self.last_seen: dict[tuple[str, int], int] = {}      # open tracks: frame
+        self.shown: dict[tuple[str, int], tuple[str, int]] = {}  # (camera, id) -> track
 
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         events = list(events)
-        ready = [k for e in events if isinstance(e, TrackletUpdated)
-                 if (k := self._record(e)) is not None]
-        decisions = self._identify(ready)
+        decisions, ready = [], []
+        for e in events:
+            if isinstance(e, TrackletUpdated):
+                key = (e.camera, e.track_id)
+                decisions += self._returned(key, e.frame)
+                if self._record(e):
+                    ready.append(key)
+        decisions += self._identify(ready)
         for e in events:
             if isinstance(e, TrackletEnded):
                 self._end((e.camera, e.track_id))
         return decisions
 
-    def _record(self, e: TrackletUpdated) -> tuple[str, int] | None:
-        """Updates the tracklet; returns its key when it is ready to be identified."""
+    def _record(self, e: TrackletUpdated) -> bool:
+        """Updates the tracklet; says whether it is now ready to be identified."""
         key = (e.camera, e.track_id)
         tl = self.tracklets.get(key)
         if tl is None:
@@ -89,20 +100,38 @@ class OnlineIdentities:
         tl.frames += 1
         if e.ground is not None:
             tl.place(e.time, e.ground)
-        if e.embedding is not None and key not in self.identified:
+        if e.embedding is not None and key not in self.ids:
             tl.embedding = e.embedding
-            return key
-        return None
+            return True
+        return False
+
+    def _returned(self, key: tuple[str, int], frame: int) -> list[Decision]:
+        """A track seen again whose id another open track of its camera shows now: the
+        id stays with that one; this track gets a new one from where it was lost."""
+        last, self.last_seen[key] = self.last_seen.get(key), frame
+        gid = self.ids.get(key)
+        if gid is None:
+            return []
+        holder = self.shown.get((key[0], gid))
+        if holder in (None, key) or holder not in self.last_seen:  # nobody else shows it
+            self.shown[(key[0], gid)] = key
+            return []
+        new = self.ids[key] = self.matcher.detach(self.tracklets[key])
+        self.shown[(key[0], new)] = key
+        return [Decision(key[0], key[1], new, from_frame=(last or frame) + 1)]
 
     def _identify(self, keys: Sequence[tuple[str, int]]) -> list[Decision]:
         if not keys:
             return []
         ids = self.matcher.assign([self.tracklets[k] for k in keys])
-        self.identified.update(keys)
+        for k, gid in zip(keys, ids):
+            self.ids[k] = gid
+            self.shown[(k[0], gid)] = k
         return [Decision(k[0], k[1], gid) for k, gid in zip(keys, ids)]
 
     def _end(self, key: tuple[str, int]) -> None:
-        if key in self.identified:
+        self.last_seen.pop(key, None)
+        if key in self.ids:
             self.tracklets[key].close()
         else:
             self.tracklets.pop(key, None)

@@ -210,6 +210,14 @@ class GlobalIdentities:
             todo = [todo[r] for r in unmatched]
         return out
 
+    def detach(self, t: Tracklet) -> int:
+        """Takes tracklet t out of its identity into a new one of its own; its new id."""
+        for ident in self.identities:
+            if any(u is t for u in ident.tracklets):
+                ident.tracklets = [u for u in ident.tracklets if u is not t]
+        self.identities.append(Identity(len(self.identities) + 1))
+        return self._add(self.identities[-1], t)
+
     def _add(self, ident: Identity, t: Tracklet) -> int:
         ident.tracklets.append(t)
         ident.bank.append(t.embedding)
