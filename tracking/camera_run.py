@@ -52,10 +52,12 @@ class CameraRun:
         self.camera, self.tracker, self.min_crops = camera, tracker, min_crops
         self._started: set[int] = set()
         self._embedded: set[int] = set()
+        self.last_time = 0.0  # of the last frame stepped
 
     def step(self, frame: Frame, dets: np.ndarray | None) -> tuple[list[Row], list[TrackletEvent]]:
         """One frame; ``dets`` None means not detected (detection stride): the tracker
         coasts on its motion model."""
+        self.last_time = frame.time
         seen = (self.tracker.update(dets, frame.image) if dets is not None
                 else self.tracker.coast())
         rows: list[Row] = []

@@ -260,8 +260,9 @@ class SiteRun:
         """Close readers, end every track, close sinks with the final ids, sum up."""
         for r in self.readers.values():
             r.close()
-        end = time.monotonic() - self.clock_zero
-        self._decide([e for run in self.runs.values() for e in run.finish(end)])
+        now = time.monotonic() - self.clock_zero  # live: the run's clock; files: media time
+        self._decide([e for run in self.runs.values()
+                      for e in run.finish(now if self.live else run.last_time)])
         t = time.perf_counter()
         for d in self.service.finish():  # the offline pass, for a recording
             self.ids.apply(d)
