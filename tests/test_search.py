@@ -137,6 +137,9 @@ def test_runs_without_finished_events_are_refused(run, tmp_path, capsys):
     assert "--events" in fails(capsys, "index", str(tmp_path))
     (tmp_path / ".events.part.jsonl").write_text("[]\n")
     assert "still being written" in fails(capsys, "index", str(tmp_path))
+    (tmp_path / "index.sqlite").write_text("not a database, long enough to be read as one" * 3)
+    assert "not a search index" in fails(capsys, "search", "--index", str(tmp_path),
+                                         "--identity", "1")
 
 
 def test_a_failed_rebuild_leaves_the_index_whole(run, tmp_path, capsys):

@@ -90,15 +90,16 @@ class TrackletIndex:
             raise SearchError(f"{self.path} not found; build it with track index RUN")
         self.db = sqlite3.connect(self.path)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.executescript(SCHEMA)
+            if model is not None:  # a reader changes nothing in the file
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.executescript(SCHEMA)
+            meta = dict(self.db.execute("SELECT key, value FROM meta"))
         except sqlite3.DatabaseError as e:
             self.db.close()
             raise SearchError(f"{self.path} is not a search index ({e})") from e
-        self.model = self._model(model)
+        self.model = self._model(meta, model)
 
-    def _model(self, model: dict | None) -> dict:
-        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+    def _model(self, meta: dict, model: dict | None) -> dict:
         if not meta and model is not None:
             with self.db:
                 self.db.executemany("INSERT INTO meta VALUES (?, ?)",
