@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -62,7 +64,8 @@ def embed_uint8(model: torch.nn.Module, images: torch.Tensor, size: Sequence[int
 class FeatureExtractor:
     def __init__(self, weights: str | Path | None = None, device: str = "auto",
                  batch_size: int = 64, flip: bool = False):
-        self.model, self.meta = load_model(weights or default_weights())
+        self.weights = Path(weights or default_weights())
+        self.model, self.meta = load_model(self.weights)
         self.device = pick_device(device)
         self.model.to(self.device)
         self.size = tuple(self.meta["input_size"])
@@ -71,6 +74,15 @@ class FeatureExtractor:
     @property
     def dim(self) -> int:
         return self.meta["embedding_dim"]
+
+    @cached_property
+    def identity(self) -> dict:
+        """Which model this is, for stores of its vectors that must not mix models: vectors
+        of two checkpoints are not comparable even when arch and size agree, so the file's
+        hash decides; the rest is for people reading the store."""
+        digest = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
+        return {"sha256": digest, "weights": self.weights.name, "arch": self.meta["arch"],
+                "embedding_dim": self.dim}
 
     def __call__(self, crops: Sequence[np.ndarray | str | Path]) -> torch.Tensor:
         h, w = self.size

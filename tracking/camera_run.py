@@ -40,6 +40,7 @@ def crop_embedder(extractor) -> Embedder:
             crops.append(frame[y1:y2, x1:x2])
         return extractor(crops).numpy()
 
+    embed.model = getattr(extractor, "identity", None)  # type: ignore[attr-defined]  # run.json
     return embed
 
 

@@ -6,6 +6,7 @@
     track eval --pred runs/track --gt ../shared/data/video --json scores.json
     track identities --events runs/terrace/events.jsonl --config configs/cameras/epfl_terrace.yaml \
         --output runs/terrace_online identity.offline=never
+    track index runs/track && track search --index runs/track --photo person.jpg
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from tracking.config import Settings, UsageError, load_settings, site_cameras
 from tracking.multicam import Camera
+from tracking.search_cli import add_parsers as add_search_parsers
 
 log = logging.getLogger("track")
 
@@ -231,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--multi-camera", action="store_true",
                    help="also score identity across the run's cameras (automatic for runs "
                    "of several cameras, which write identities.json)")
+    commands = {"run": cmd_run, "eval": cmd_eval, "identities": cmd_identities,
+                **add_search_parsers(sub)}  # track index, track search
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracking.sources import SourceError
 
     try:
-        return {"run": cmd_run, "eval": cmd_eval, "identities": cmd_identities}[args.mode](args)
+        return commands[args.mode](args)
     except (UsageError, CheckpointError, DetectorError, EvalError, SourceError,
             FileNotFoundError) as e:
         if args.verbose:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from reid.io import write_json_atomic
 from tracking.camera_run import CameraRun, Row, crop_embedder
 from tracking.config import Settings
 from tracking.detector import Detector
@@ -150,6 +151,8 @@ class SiteRun:
         outputs = outputs or Outputs()
         self.sinks = self._sinks(outputs)
         self.events_file = EventsFile(self.out / "events.jsonl") if outputs.events else None
+        if outputs.events:
+            write_json_atomic(self.out / "run.json", run_manifest(cameras, embedder, self.live))
         self.stats = RunStats(live=self.live)
 
     def _open(self, cameras: list[Camera], config: SourceConfig) -> dict:
@@ -291,6 +294,16 @@ class SiteRun:
                                "dropped": h.dropped,
                                "reconnects": h.reconnects, "outage_s": round(h.outage_s, 2),
                                "bad_frames": r.bad_frames, "ended_early": r.ended_early}
+
+
+def run_manifest(cameras: list[Camera], embedder: Embedder | None, live: bool) -> dict:
+    """run.json, beside events.jsonl: what a later reader of the events needs and they do not
+    say: each camera's source (a file's absolute path, to cut thumbnails from) and which
+    re-ID model made their embeddings (tracking.index refuses to mix models)."""
+    return {"cameras": [{"name": c.name, "offset_s": c.offset_s,
+                         "source": c.source if is_stream(c.source)
+                         else str(Path(c.source).resolve())} for c in cameras],
+            "reid": getattr(embedder, "model", None), "live": live}
 
 
 def build_models(settings: Settings) -> tuple[Detector, Embedder | None]:

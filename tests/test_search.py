@@ -1,0 +1,202 @@
+"""track index and track search on a real run: a real clip tracked with the real detector and
+re-ID model, indexed, and searched with a crop cut from the same video."""
+
+import json
+import shutil
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import need_shared
+from tracking import search as search_mod
+from tracking.cli import main
+from tracking.index import SearchError, TrackletIndex
+
+FRAMES = 30
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """TUD-Campus, first frames, tracked with --events and indexed."""
+    video = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")
+    need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
+    out = tmp_path_factory.mktemp("run") / "tud"
+    assert main(["run", "--source", str(video), "--output", str(out), "--events",
+                 "--max-frames", str(FRAMES), "--no-video"]) == 0
+    assert main(["index", str(out)]) == 0
+    return out, video
+
+
+def frame_of(video, index: int) -> np.ndarray:
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(index):
+        ok, image = cap.read()
+    cap.release()
+    return image
+
+
+def tracks_at(run_dir, index: int) -> list[dict]:
+    for line in (run_dir / "TUD-Campus.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["frame"] == index:
+            return entry["tracks"]
+    raise AssertionError(f"no frame {index}")
+
+
+def indexed_ids(run_dir) -> set[int]:
+    index = TrackletIndex(run_dir / "index.sqlite")
+    ids = {t.global_id for _, t in index.tracklets()}
+    index.close()
+    return ids
+
+
+def search(tmp_path, *args) -> tuple[int, list[dict]]:
+    out = tmp_path / "hits.json"
+    rc = main(["search", *args, "--json", str(out)])
+    return rc, json.loads(out.read_text())["hits"] if rc == 0 else []
+
+
+def test_index_holds_each_tracklet_with_thumbnail_and_model(run):
+    run_dir, _ = run
+    db = sqlite3.connect(run_dir / "index.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rows = db.execute("SELECT camera, first_frame, last_frame, thumb_frame, thumb FROM "
+                      "tracklets").fetchall()
+    assert rows and all(c == "TUD-Campus" and 1 <= first <= best <= last <= FRAMES
+                        for c, first, last, best, _ in rows)
+    thumb = cv2.imdecode(np.frombuffer(rows[0][4], np.uint8), cv2.IMREAD_COLOR)
+    assert thumb.shape[0] == 128
+    from reid.inference import FeatureExtractor
+
+    assert TrackletIndex(run_dir / "index.sqlite").model == FeatureExtractor().identity
+    assert not list(run_dir.glob(".*part*"))
+
+
+def test_a_crop_finds_its_own_track(run, tmp_path, capsys):
+    run_dir, video = run
+    frame = 20
+    ids = indexed_ids(run_dir)
+    track = max((t for t in tracks_at(run_dir, frame) if t["id"] in ids),
+                key=lambda t: t["score"])
+    x1, y1, x2, y2 = (int(v) for v in track["box"])
+    cv2.imwrite(str(tmp_path / "crop.png"), frame_of(video, frame)[y1:y2, x1:x2])
+    rc, hits = search(tmp_path, "--index", str(run_dir), "--photo", str(tmp_path / "crop.png"))
+    assert rc == 0 and hits[0]["identity"] == track["id"]
+    assert hits[0]["camera"] == "TUD-Campus" and hits[0]["distance"] < hits[1]["distance"]
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    assert len({h["identity"] for h in hits}) == len(hits)  # one hit per identity
+    sheet = cv2.imread(str(tmp_path / "hits.png"))
+    assert sheet.shape[1] > 96 * (len(hits) + 1)  # the query and every hit
+    assert f"{track['id']:8d}  TUD-Campus" in capsys.readouterr().out
+
+
+def test_a_whole_frame_searches_for_its_largest_person(run, tmp_path):
+    run_dir, video = run
+    frame = 20
+    ids = indexed_ids(run_dir)
+    largest = max(tracks_at(run_dir, frame),
+                  key=lambda t: (t["box"][2] - t["box"][0]) * (t["box"][3] - t["box"][1]))
+    assert largest["id"] in ids
+    cv2.imwrite(str(tmp_path / "frame.png"), frame_of(video, frame))
+    rc, hits = search(tmp_path, "--index", str(run_dir), "--photo", str(tmp_path / "frame.png"),
+                      "--top", "2")
+    assert rc == 0 and len(hits) == 2 and hits[0]["identity"] == largest["id"]
+
+
+def test_an_identity_searches_for_others_like_it(run, tmp_path):
+    run_dir, _ = run
+    some = min(indexed_ids(run_dir))
+    rc, hits = search(tmp_path, "--index", str(run_dir), "--identity", str(some))
+    assert rc == 0 and hits and some not in {h["identity"] for h in hits}
+
+
+def fails(capsys, *args) -> str:
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if "error:" in line][0]
+
+
+def test_bad_photos_are_one_line_errors(run, tmp_path, capsys):
+    run_dir, _ = run
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    assert "cannot read" in fails(capsys, "search", "--index", str(run_dir), "--photo",
+                                  str(tmp_path / "bad.jpg"))
+    cv2.imwrite(str(tmp_path / "empty.png"), np.full((480, 640, 3), 128, np.uint8))
+    assert "no person found" in fails(capsys, "search", "--index", str(run_dir), "--photo",
+                                      str(tmp_path / "empty.png"))
+    assert "x,y,w,h" in fails(capsys, "search", "--index", str(run_dir), "--photo",
+                              str(tmp_path / "empty.png"), "--box", "1,2")
+
+
+def test_runs_without_finished_events_are_refused(run, tmp_path, capsys):
+    run_dir, _ = run
+    assert "track index" in fails(capsys, "search", "--index", str(tmp_path), "--photo", "x")
+    assert "--events" in fails(capsys, "index", str(tmp_path))
+    (tmp_path / ".events.part.jsonl").write_text("[]\n")
+    assert "still being written" in fails(capsys, "index", str(tmp_path))
+    (tmp_path / "index.sqlite").write_text("not a database, long enough to be read as one" * 3)
+    assert "not a search index" in fails(capsys, "search", "--index", str(tmp_path),
+                                         "--identity", "1")
+
+
+def test_a_failed_rebuild_leaves_the_index_whole(run, tmp_path, capsys):
+    run_dir, _ = run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    before = (copy / "index.sqlite").read_bytes()
+    with open(copy / "events.jsonl", "a") as f:
+        f.write("[{\"kind\": \"upd")  # a line cut short
+    assert "not a tracklet event list" in fails(capsys, "index", str(copy))
+    assert (copy / "index.sqlite").read_bytes() == before
+    assert not list(copy.glob(".*part*"))
+
+
+def test_models_are_never_mixed(run, tmp_path, capsys):
+    run_dir, _ = run
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(run_dir / "index.sqlite", other / "index.sqlite")
+    db = sqlite3.connect(other / "index.sqlite")
+    model = {**TrackletIndex(run_dir / "index.sqlite").model, "sha256": "0123456789abcdef"}
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'model'", (json.dumps(model),))
+    db.close()
+    cv2.imwrite(str(tmp_path / "person.png"), np.full((128, 64, 3), 90, np.uint8))
+    assert "query model is" in fails(capsys, "search", "--index", str(other), "--photo",
+                                     str(tmp_path / "person.png"))
+    assert "different re-ID models" in fails(capsys, "search", "--index", str(run_dir),
+                                             str(other), "--identity", "1")
+    with pytest.raises(SearchError, match="cannot be mixed"):
+        TrackletIndex(other / "index.sqlite", model=TrackletIndex(run_dir / "index.sqlite").model)
+
+
+def test_large_collections_use_an_approximate_graph(monkeypatch):
+    monkeypatch.setattr(search_mod, "EXACT_MAX", 100)
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(500, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    found = search_mod.VectorSearch(vecs)
+    assert "HNSW" in type(found.index).__name__
+    dist, rows = found(vecs[:20], 3)
+    assert (rows[:, 0] == np.arange(20)).all() and np.allclose(dist[:, 0], 0, atol=1e-4)
+
+
+def test_a_site_run_is_indexed_by_its_identities_table():
+    """Several cameras: one tracklet per row of identities.json, so a local track the
+    offline pass cut in two is two tracklets, each with its own id, frames and best box."""
+    from tracking.events import TrackletEnded, TrackletUpdated
+    from tracking.index import tracklets_of, tracks_of
+
+    vec = np.ones(4, np.float32)
+    steps = [[TrackletUpdated(cam, 1, f / 10, f, (f, 0, f + 10, 20), score)]
+             for cam in ("a", "b") for f, score in ((1, 0.5), (2, 0.9), (3, 0.6), (4, 0.8))]
+    steps += [[TrackletEnded("a", 1, 9.0, vec), TrackletEnded("b", 1, 9.0, vec)]]
+    table = [{"global_id": 7, "camera": "a", "local_id": 1, "first_s": 0.1, "last_s": 0.2},
+             {"global_id": 9, "camera": "a", "local_id": 1, "first_s": 0.3, "last_s": 0.4},
+             {"global_id": 7, "camera": "b", "local_id": 1, "first_s": 0.1, "last_s": 0.4}]
+    got = [(t.camera, t.global_id, t.first_frame, t.last_frame, t.thumb_frame, t.end_s)
+           for t in tracklets_of("site", tracks_of(steps), table)]
+    assert got == [("a", 7, 1, 2, 2, 0.2), ("a", 9, 3, 4, 4, 0.4), ("b", 7, 1, 4, 2, 0.4)]

@@ -1,0 +1,214 @@
+"""Find a person in indexed runs (tracking.index): a photo (a person crop, or a whole frame
+whose largest detected person is taken) or a known identity's vectors in, the closest
+identities out, ranked by cosine distance, with a results sheet to look at."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tracking.index import INDEX_NAME, SearchError, TrackletIndex, model_name, same_model
+
+EXACT_MAX = 20_000   # below this many vectors exact search is fast enough; above, HNSW
+QUERY_CONF = 0.4     # a query frame's person must be a confident detection, not clutter
+FRAME_ASPECT = 0.75  # an image wider than this times its height is a frame, not a person crop
+FRAME_SIZE = 1000    # ... and so is one with a side longer than this (pixels)
+
+
+@dataclass
+class Hit:
+    """One identity of one run, at its best tracklet's distance from the query."""
+
+    run: str
+    identity: int
+    camera: str
+    distance: float
+    track_id: int
+    thumb: bytes | None
+    cameras: list[str] = field(default_factory=list)
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"run": self.run, "identity": self.identity, "camera": self.camera,
+                "cameras": self.cameras, "start_s": round(self.start_s, 3),
+                "end_s": round(self.end_s, 3), "distance": round(self.distance, 4),
+                "track_id": self.track_id}
+
+
+class VectorSearch:
+    """Nearest unit vectors by cosine distance (1 - inner product) through faiss: exact
+    below EXACT_MAX vectors, an HNSW graph above (approximate, but sub-linear)."""
+
+    def __init__(self, vectors: np.ndarray):
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each CPU probe
+        import faiss
+
+        dim = vectors.shape[1]
+        if len(vectors) < EXACT_MAX:
+            self.index = faiss.IndexFlatIP(dim)
+        else:
+            self.index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efSearch = 128
+        self.index.add(np.ascontiguousarray(vectors, np.float32))
+
+    def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and row numbers (-1: none), each Q x k, nearest first."""
+        sims, rows = self.index.search(np.ascontiguousarray(queries, np.float32), k)
+        return 1.0 - sims, rows
+
+
+def open_indexes(paths: Sequence[str | Path]) -> list[TrackletIndex]:
+    """The indexes of the given runs (or index files); all must share one model."""
+    indexes = []
+    for p in map(Path, paths):
+        file = p / INDEX_NAME if p.is_dir() else p
+        if not file.is_file():
+            raise SearchError(f"{p} has no {INDEX_NAME}; build it with track index {p}")
+        indexes.append(TrackletIndex(file))
+    first = indexes[0]
+    for other in indexes[1:]:
+        if not same_model(first.model, other.model):
+            raise SearchError(f"{first.path} and {other.path} were made by different re-ID "
+                              f"models ({model_name(first.model)} vs "
+                              f"{model_name(other.model)}); search them separately")
+    return indexes
+
+
+def check_query_model(indexes: list[TrackletIndex], model: dict) -> None:
+    if not same_model(indexes[0].model, model):
+        raise SearchError(f"{indexes[0].path} was made by {model_name(indexes[0].model)}, the "
+                          f"query model is {model_name(model)}; pass --reid-weights with the "
+                          "index's model")
+
+
+def search(indexes: list[TrackletIndex], queries: np.ndarray, top: int = 10,
+           skip: tuple[int, int] | None = None) -> list[Hit]:
+    """The ``top`` identities nearest any query vector, best first; ``skip`` is an (index
+    number, identity) to leave out (the query's own)."""
+    owners, blocks = [], []
+    for n, index in enumerate(indexes):
+        ids, vecs = index.vectors()
+        owners += [(n, int(i)) for i in ids]
+        blocks.append(vecs)
+    if not owners:
+        return []
+    found = VectorSearch(np.concatenate(blocks))
+    dist, rows = found(queries, min(len(owners), max(100, 20 * top)))
+    best: dict[tuple[int, int], float] = {}
+    for d, r in zip(dist.ravel(), rows.ravel()):
+        if r >= 0:
+            best[owners[r]] = min(best.get(owners[r], np.inf), float(d))
+    return group(indexes, best, top, skip)
+
+
+def group(indexes: list[TrackletIndex], best: dict[tuple[int, int], float], top: int,
+          skip: tuple[int, int] | None) -> list[Hit]:
+    """Tracklet distances -> one hit per (run, identity) at its best distance."""
+    hits: dict[tuple[int, int], Hit] = {}
+    for (n, row), d in sorted(best.items(), key=lambda kv: kv[1]):
+        (_, t), = indexes[n].tracklets("id = ?", (row,))
+        key = (n, t.global_id)
+        if key == skip or key in hits:
+            continue
+        hits[key] = Hit(t.run, t.global_id, t.camera, d, t.track_id, t.thumb)
+        if len(hits) == top:
+            break
+    for (n, gid), hit in hits.items():
+        spans = [t for _, t in indexes[n].tracklets("global_id = ?", (gid,))]
+        hit.cameras = sorted({t.camera for t in spans})
+        hit.start_s, hit.end_s = min(t.start_s for t in spans), max(t.end_s for t in spans)
+    return list(hits.values())
+
+
+def identity_vectors(index: TrackletIndex, identity: int) -> np.ndarray:
+    """The vectors of an identity's tracklets, to search from what is known of it."""
+    spans = index.tracklets("global_id = ?", (identity,))
+    if not spans:
+        raise SearchError(f"identity {identity} is not in {index.path}")
+    return np.stack([t.embedding for _, t in spans])
+
+
+# --- the query photo ---------------------------------------------------------------------
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if Path(path).is_file() else None
+    if image is None:
+        raise SearchError(f"cannot read {path} as an image (missing, empty or corrupt)")
+    return image
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(round(float(v))) for v in text.split(","))
+    except ValueError as e:
+        raise SearchError(f"--box {text!r} must look like x,y,w,h (pixels)") from e
+    if w < 8 or h < 8:
+        raise SearchError(f"--box {text!r} is too small for a person")
+    return x, y, w, h
+
+
+def looks_like_frame(image: np.ndarray) -> bool:
+    """A person crop is taller than wide and modest in size; anything else is a frame."""
+    h, w = image.shape[:2]
+    return w > FRAME_ASPECT * h or max(h, w) > FRAME_SIZE
+
+
+def person_crop(image: np.ndarray, box: tuple[int, int, int, int] | None,
+                detect: Callable[[np.ndarray], np.ndarray], name: str) -> np.ndarray:
+    """The query person: the --box, else the largest confident person of a frame, else
+    the photo itself (a crop)."""
+    if box is None and not looks_like_frame(image):
+        return image
+    if box is None:
+        people = [b for b in detect(image) if b[4] >= QUERY_CONF]
+        if not people:
+            raise SearchError(f"no person found in {name}; give a person crop or --box x,y,w,h")
+        x1, y1, x2, y2, _ = max(people, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        box = int(x1), int(y1), int(x2 - x1), int(y2 - y1)
+    x, y, w, h = box
+    crop = image[max(0, y):y + h, max(0, x):x + w]
+    if crop.shape[0] < 8 or crop.shape[1] < 8:
+        raise SearchError(f"--box {x},{y},{w},{h} lies outside the {image.shape[1]}x"
+                          f"{image.shape[0]} image")
+    return crop
+
+
+# --- the results sheet -------------------------------------------------------------------
+
+TILE = (96, 192)  # width, height of each image on the sheet
+LABEL_H = 46
+
+
+def results_sheet(query: np.ndarray | None, hits: list[Hit]) -> np.ndarray:
+    """The query beside its hits' thumbnails, each labelled with rank, identity, camera and
+    distance."""
+    w, h = TILE
+    tiles = [] if query is None else [(query, ["query", "", ""])]
+    for rank, hit in enumerate(hits, 1):
+        thumb = (cv2.imdecode(np.frombuffer(hit.thumb, np.uint8), cv2.IMREAD_COLOR)
+                 if hit.thumb else None)
+        tiles.append((thumb, [f"#{rank} id {hit.identity}", hit.camera[:12],
+                              f"d {hit.distance:.3f}"]))
+    sheet = np.full((h + LABEL_H, max(1, len(tiles)) * (w + 6), 3), 255, np.uint8)
+    for i, (image, lines) in enumerate(tiles):
+        x = i * (w + 6)
+        if image is not None:
+            fitted = fit(image, w, h)
+            sheet[:fitted.shape[0], x:x + fitted.shape[1]] = fitted
+        for j, text in enumerate(lines):
+            cv2.putText(sheet, text, (x + 2, h + 14 + 15 * j), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
+def fit(image: np.ndarray, w: int, h: int) -> np.ndarray:
+    scale = min(w / image.shape[1], h / image.shape[0])
+    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
