@@ -178,11 +178,11 @@ class OfflineIdentities:
         decisions = []
         for _, group in groupby(cut_where_partners_change(done, self.cfg), key=start_of):
             group = list(group)
-            decisions += [Decision(p.camera, p.track_id, gid, self._first_frame(p))
+            decisions += [Decision(p.camera, p.track_id, gid, self.first_frame(p))
                           for p, gid in zip(group, matcher.assign(group))]
         return decisions
 
-    def _first_frame(self, piece: Tracklet) -> int:
+    def first_frame(self, piece: Tracklet) -> int:
         """The first frame of a piece's track at or after the piece starts (0: from the
         track's start, which the first piece always is)."""
         seen = self.frames[(piece.camera, piece.track_id)]
