@@ -371,3 +371,18 @@ def test_a_camera_never_shows_one_id_on_two_tracks():
     assert ids.get("a", 2, 13) == ids.get("a", 1, 5)  # the continuation by position
     for frame in range(12, 17):  # track 1 missed 12-15 (rows filled in later) and is seen at 16
         assert ids.get("a", 1, frame) != ids.get("a", 2, frame)
+
+
+def test_position_joins_two_views_that_look_different_in_one_step():
+    """A person entering two overlapping views at once, looking different in each (light,
+    angle): the second view joins the identity the first one opened in the same call, by
+    position alone."""
+    cfg = IdentityConfig(max_distance=0.3, overlapping={frozenset(("a", "b"))},
+                         ground_gate=1.0, ground_samples=2)
+    service = OnlineIdentities(cfg)
+    for k in range(2):
+        service.consume([seen("a", 1, k / 10, None, (0.0, 0.0)),
+                         seen("b", 5, k / 10, None, (0.2, 0.0))])
+    got = service.consume([seen("a", 1, 0.2, RED, (0.0, 0.0)),
+                           seen("b", 5, 0.2, GREEN, (0.2, 0.0))])
+    assert got == [Decision("a", 1, 1), Decision("b", 5, 1)]

@@ -166,6 +166,17 @@ class GlobalIdentities:
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.identities: list[Identity] = []
+        self._banks: tuple[np.ndarray, np.ndarray] | None = None  # stacked, see distances
+
+    def distances(self, feats: np.ndarray) -> np.ndarray:
+        """Cosine distance of each row of ``feats`` to each identity's closest look (rows x
+        identities), in one product over every bank stacked (rebuilt after a bank changes)."""
+        if self._banks is None:
+            sizes = [len(ident.bank) for ident in self.identities]
+            self._banks = (np.stack([v for ident in self.identities for v in ident.bank]).T,
+                           np.cumsum([0] + sizes[:-1]))
+        looks, starts = self._banks
+        return np.minimum.reduceat(1 - feats @ looks, starts, axis=1)
 
     def _cost(self, ident: Identity, t: Tracklet, appearance: float) -> float:
         """Cost of giving tracklet t to an identity: inf when it would put the person in
@@ -191,24 +202,49 @@ class GlobalIdentities:
         out = [0] * len(tracklets)
         todo = list(range(len(tracklets)))
         cameras_now: dict[int, set] = {}  # identity index -> cameras it got in this call
+        placeable = self._placeable(tracklets)
         while todo:
-            cost = np.full((len(todo), len(self.identities)), np.inf)
-            if self.identities:
-                feats = np.stack([tracklets[i].first_look for i in todo])
-                for j, ident in enumerate(self.identities):
-                    dist = (1 - feats @ np.stack(ident.bank).T).min(1)
-                    for r, i in enumerate(todo):
-                        if tracklets[i].camera not in cameras_now.get(j, ()):
-                            cost[r, j] = self._cost(ident, tracklets[i], dist[r])
+            cost = self._costs([tracklets[i] for i in todo], cameras_now, placeable)
             matches, unmatched, _ = assign(cost, self.cfg.max_distance)
             if not matches:  # open one new identity, then match the rest again
                 self.identities.append(Identity(len(self.identities) + 1))
+                placeable.add(len(self.identities) - 1)
                 matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
             for r, j in matches:
                 out[todo[r]] = self._add(self.identities[j], tracklets[todo[r]])
                 cameras_now.setdefault(j, set()).add(tracklets[todo[r]].camera)
             todo = [todo[r] for r in unmatched]
         return out
+
+    def _costs(self, todo: list[Tracklet], cameras_now: dict[int, set],
+               placeable: set[int]) -> np.ndarray:
+        """Cost of each tracklet for each identity (inf: cannot be), with the rules run only
+        where appearance is close enough or position could link them."""
+        cost = np.full((len(todo), len(self.identities)), np.inf)
+        if not self.identities:
+            return cost
+        dist = self.distances(np.stack([t.first_look for t in todo]))
+        close = dist <= self.cfg.max_distance
+        for j in set(np.flatnonzero(close.any(0))) | placeable:
+            for r, t in enumerate(todo):
+                if (close[r, j] or j in placeable) and t.camera not in cameras_now.get(j, ()):
+                    cost[r, j] = self._cost(self.identities[j], t, dist[r, j])
+        return cost
+
+    def _placeable(self, tracklets: list[Tracklet]) -> set[int]:
+        """Identities that position could link to any of these tracklets: those with a
+        tracklet that ended at most ``ground_gap_s`` before the earliest of them starts (or
+        goes on). For the others only appearance can match, so the time and place rules,
+        which walk an identity's tracklets, run only where appearance is close enough: a
+        site of a thousand cameras stays linear in its identities."""
+        if not self.cfg.ground_gate:
+            return set()
+        starts = [t.start for t in tracklets if t.start is not None]
+        if len(starts) < len(tracklets):
+            return set(range(len(self.identities)))
+        since = min(starts) - self.cfg.ground_gap_s
+        return {j for j, ident in enumerate(self.identities)
+                if any(u.end is None or u.end >= since for u in ident.tracklets)}
 
     def detach(self, t: Tracklet) -> int:
         """Takes tracklet t out of its identity into a new one of its own; its new id."""
@@ -222,6 +258,7 @@ class GlobalIdentities:
         ident.tracklets.append(t)
         ident.bank.append(t.embedding)
         del ident.bank[:-self.cfg.bank]
+        self._banks = None
         return ident.global_id
 
 
