@@ -36,6 +36,20 @@ from tracking.multicam import (
 )
 
 
+def follow(tracklets: dict[tuple[str, int], Tracklet], e: TrackletUpdated,
+           keep: int = 250) -> Tracklet:
+    """The tracklet an update belongs to (new at its first), with its span, frame count
+    and ground position (the newest ``keep`` time bins) brought up to date."""
+    tl = tracklets.get((e.camera, e.track_id))
+    if tl is None:
+        tl = tracklets[(e.camera, e.track_id)] = Tracklet(e.camera, e.track_id, e.time, e.time,
+                                                          None, 0)
+    tl.end, tl.frames = e.time, tl.frames + 1
+    if e.ground is not None:
+        tl.place(e.time, e.ground, keep)
+    return tl
+
+
 class IdentityService(Protocol):
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         """Take one step's events; return the decisions they allow."""
@@ -93,13 +107,7 @@ class OnlineIdentities:
     def _record(self, e: TrackletUpdated) -> bool:
         """Updates the tracklet; says whether it is now ready to be identified."""
         key = (e.camera, e.track_id)
-        tl = self.tracklets.get(key)
-        if tl is None:
-            tl = self.tracklets[key] = Tracklet(e.camera, e.track_id, e.time, e.time, None, 0)
-        tl.end = e.time
-        tl.frames += 1
-        if e.ground is not None:
-            tl.place(e.time, e.ground)
+        tl = follow(self.tracklets, e)
         if e.embedding is not None and key not in self.ids:
             tl.embedding = e.embedding
             return True
@@ -160,12 +168,8 @@ class OfflineIdentities:
         for e in events:
             key = (e.camera, e.track_id)
             if isinstance(e, TrackletUpdated):
-                tl = self.tracklets.setdefault(key, Tracklet(e.camera, e.track_id, e.time,
-                                                             e.time, None, 0))
-                tl.end, tl.frames = e.time, tl.frames + 1
+                tl = follow(self.tracklets, e, keep=10 ** 9)  # the whole path, for cutting
                 self.frames.setdefault(key, []).append((e.time, e.frame))
-                if e.ground is not None:
-                    tl.place(e.time, e.ground, keep=10 ** 9)
                 if e.embedding is not None:
                     tl.opening = e.embedding
             elif isinstance(e, TrackletEnded) and key in self.tracklets:

@@ -29,6 +29,7 @@ import numpy as np
 from reid.io import atomic_path, part_path
 from tracking.config import UsageError
 from tracking.events import TrackletEnded, TrackletEvent, TrackletUpdated, read_events
+from tracking.sinks import crop
 from tracking.sources import SourceError, VideoFile, is_stream
 
 log = logging.getLogger(__name__)
@@ -253,15 +254,12 @@ def _cut(source: str, frames: dict[int, list[Tracklet]]) -> None:
 
 
 def thumbnail(image: np.ndarray, box) -> bytes | None:
-    h, w = image.shape[:2]
-    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-    x2, y2 = min(w, int(box[2])), min(h, int(box[3]))
-    if x2 - x1 < 2 or y2 - y1 < 2:
+    piece = crop(image, box)
+    if piece is None:
         return None
-    crop = image[y1:y2, x1:x2]
-    scale = THUMB_HEIGHT / crop.shape[0]
-    crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), THUMB_HEIGHT))
-    return cv2.imencode(".png", crop)[1].tobytes()
+    scale = THUMB_HEIGHT / piece.shape[0]
+    piece = cv2.resize(piece, (max(1, round(piece.shape[1] * scale)), THUMB_HEIGHT))
+    return cv2.imencode(".png", piece)[1].tobytes()
 
 
 def build_index(run: str | Path, out: str | Path | None = None) -> tuple[Path, int]:

@@ -31,6 +31,17 @@ class Sink(Protocol):
     def close(self, ids: Ids) -> None: ...
 
 
+def crop(image: np.ndarray, box, min_side: int = 2) -> np.ndarray | None:
+    """The part of ``image`` inside ``box`` (x1, y1, x2, y2), clipped to the image; None
+    when less than ``min_side`` pixels of it are inside either way."""
+    h, w = image.shape[:2]
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(box[2])), min(h, int(box[3]))
+    if x2 - x1 < min_side or y2 - y1 < min_side:
+        return None
+    return image[y1:y2, x1:x2]
+
+
 def identified(rows: list[Row], ids: Ids) -> list[dict]:
     """The rows seen in this frame whose track has a global id, as {id, box, score}."""
     return [{"id": gid, "box": r.box, "score": r.score} for r in rows if not r.late
@@ -204,13 +215,11 @@ class ContactSheets:
         kept = self.best.setdefault(track, [])
         if len(kept) >= self.per_camera and score <= kept[-1][0]:
             return
-        h, w = frame.image.shape[:2]
-        x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
-        x2, y2 = min(w, int(box[2])), min(h, int(box[3]))
-        if x2 - x1 < 4 or y2 - y1 < 4:
+        piece = crop(frame.image, box, min_side=4)
+        if piece is None:
             return
         self.last[track] = frame.time
-        kept.append((score, frame.index, cv2.resize(frame.image[y1:y2, x1:x2], self.size)))
+        kept.append((score, frame.index, cv2.resize(piece, self.size)))
         kept.sort(key=lambda k: -k[0])
         del kept[self.per_camera:]
 
