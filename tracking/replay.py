@@ -25,7 +25,7 @@ def cameras_of(steps: list[list[TrackletEvent]]) -> list[str]:
 
 
 def replay(steps: list[list[TrackletEvent]], identity: IdentityConfig,
-           output_dir: str | Path, recorded: bool = True) -> Ids:
+           output_dir: str | Path) -> Ids:
     """Decide the identities of the recorded steps (tracking.events.read_events) again;
     write <camera>.txt (and, for several cameras, identities.json/.csv) into
     ``output_dir``; return the decisions."""
@@ -35,7 +35,7 @@ def replay(steps: list[list[TrackletEvent]], identity: IdentityConfig,
     sinks: list[Sink] = [MotFile(out / f"{c}.txt", c) for c in cameras]
     if len(cameras) > 1:
         sinks.append(IdentitiesFile(out))
-    service, ids = identity_service(identity, cameras, recorded), Ids()
+    service, ids = identity_service(identity, cameras, recorded=True), Ids()
     last: dict[tuple[str, int], TrackletUpdated] = {}
     for step in steps:
         for d in service.consume(step):
