@@ -15,7 +15,9 @@ from tracking.events import (
     TrackletEnded,
     TrackletStarted,
     TrackletUpdated,
+    from_json,
     read_events,
+    to_json,
 )
 from tracking.identities import LocalIds, OfflineIdentities, OnlineIdentities, identity_service
 from tracking.multicam import Camera, IdentityConfig
@@ -145,6 +147,25 @@ def test_camera_run_reports_start_embedding_once_and_end():
     assert np.linalg.norm(with_embedding[0].embedding) == pytest.approx(1.0)
     assert {e.track_id for e in events} == {1} and {r.track_id for r in rows} == {1}
     assert run.finish(2.0) == []  # already ended: nothing left to end
+
+
+def test_camera_run_reports_recent_looks_every_interval():
+    """Looks come at most every look_every_s, each from the crops memorised since the last
+    one (their count says how many), so every clean crop is in exactly one look."""
+    tracker = Tracker(TrackerConfig(max_lost_s=0.3, selective_reid=False), colour_embedder,
+                      fps=10.0)
+    run = CameraRun(Camera("door", "door.mp4"), tracker, min_crops=3, look_every_s=0.5)
+    events = []
+    for frame, dets in frames_with_one_person(20):
+        events += run.step(frame, dets)[1]
+    looks = [e for e in events if isinstance(e, TrackletUpdated) and e.look is not None]
+    assert len(looks) >= 3
+    assert all(b.time - a.time >= 0.5 - 1e-9 for a, b in zip(looks, looks[1:]))
+    assert sum(e.look_crops for e in looks) <= tracker.tracks[0].memorised
+    assert all(np.linalg.norm(e.look) == pytest.approx(1.0) for e in looks)
+    again = [e for e in events if isinstance(e, TrackletUpdated)]
+    assert [e.look_crops for e in again] == [e.look_crops for e in
+                                             map(from_json, map(to_json, again))]
 
 
 def test_camera_run_ends_live_tracks_when_the_source_ends():

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracking.association import mean_direction
 from tracking.events import TrackletEnded, TrackletEvent, TrackletStarted, TrackletUpdated
 from tracking.multicam import Camera
 from tracking.sources import Frame
@@ -47,12 +48,16 @@ def crop_embedder(extractor) -> Embedder:
 class CameraRun:
     """Tracks one camera and describes what it sees as tracklet events: started when a
     track is confirmed, updated every frame it is seen (with its ground position, and its
-    embedding once it has ``min_crops`` clean crops), ended when the tracker drops it."""
+    embedding once it has ``min_crops`` clean crops, and every ``look_every_s`` the look of
+    its clean crops since the last one), ended when the tracker drops it."""
 
-    def __init__(self, camera: Camera, tracker: Tracker, min_crops: int = 5):
+    def __init__(self, camera: Camera, tracker: Tracker, min_crops: int = 5,
+                 look_every_s: float = 1.0):
         self.camera, self.tracker, self.min_crops = camera, tracker, min_crops
+        self.look_every_s = look_every_s
         self._started: set[int] = set()
         self._embedded: set[int] = set()
+        self._looked: dict[int, tuple[int, float]] = {}  # track -> (crops memorised, time)
         self.last_time = 0.0  # of the last frame stepped
 
     def step(self, frame: Frame, dets: np.ndarray | None) -> tuple[list[Row], list[TrackletEvent]]:
@@ -88,13 +93,25 @@ class CameraRun:
             if embedding is not None:
                 self._embedded.add(t.track_id)
         box = tuple(float(v) for v in t.box)
+        look, crops = self._look(t, frame.time)
         events.append(TrackletUpdated(name, t.track_id, frame.time, frame.index, box, t.score,
-                                      self.camera.ground(t.box), embedding))
+                                      self.camera.ground(t.box), embedding, look, crops))
         return events
+
+    def _look(self, t: Track, time: float) -> tuple[np.ndarray | None, int]:
+        """The mean direction of the clean crops memorised since the track's last look,
+        once ``look_every_s`` has passed since it (0: never)."""
+        count, since = self._looked.get(t.track_id, (0, -np.inf))
+        new = min(t.memorised - count, len(t.memory))
+        if not self.look_every_s or new <= 0 or time - since < self.look_every_s:
+            return None, 0
+        self._looked[t.track_id] = (t.memorised, time)
+        return mean_direction(np.stack(list(t.memory)[-new:])), new
 
     def _ended(self, tracks: list[Track], time: float) -> list[TrackletEvent]:
         for t in tracks:
             self._started.discard(t.track_id)
             self._embedded.discard(t.track_id)
+            self._looked.pop(t.track_id, None)
         return [TrackletEnded(self.camera.name, t.track_id, time, t.embedding(self.min_crops))
                 for t in tracks]

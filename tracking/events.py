@@ -32,7 +32,10 @@ class TrackletStarted:
 @dataclass(frozen=True)
 class TrackletUpdated:
     """The track was seen in a frame. ``embedding`` comes once, in the first update after
-    the track has enough clean crops to be matched across cameras (``identity.min_crops``)."""
+    the track has enough clean crops to be matched across cameras (``identity.min_crops``).
+    ``look`` comes about every ``identity.look_every_s``: the appearance of the
+    ``look_crops`` clean crops since the last look, so that an offline pass that cuts a track
+    knows how each piece looked, not only how the track began and ended."""
 
     camera: str
     track_id: int
@@ -42,6 +45,8 @@ class TrackletUpdated:
     score: float
     ground: tuple[float, float] | None = None  # feet on the site's ground plane
     embedding: np.ndarray | None = None        # unit vector
+    look: np.ndarray | None = None             # unit vector
+    look_crops: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,21 +99,27 @@ class Ids:
 
 
 KINDS = {"started": TrackletStarted, "updated": TrackletUpdated, "ended": TrackletEnded}
+VECTORS = ("embedding", "look")  # carried as base64 float32
 
 
 def to_json(e: TrackletEvent) -> dict:
-    """An event as plain JSON: its kind, its fields, an embedding as base64 float32."""
+    """An event as plain JSON: its kind, its fields, vectors as base64 float32 (a field
+    left at its default is left out)."""
     out = {"kind": next(k for k, c in KINDS.items() if isinstance(e, c)), **asdict(e)}
-    if out.get("embedding") is not None:
-        out["embedding"] = base64.b64encode(np.asarray(e.embedding, "<f4").tobytes()).decode()
+    for name in VECTORS:
+        if out.get(name) is not None:
+            out[name] = base64.b64encode(np.asarray(out[name], "<f4").tobytes()).decode()
+    if not out.get("look_crops"):
+        out.pop("look", None), out.pop("look_crops", None)
     return out
 
 
 def from_json(d: dict) -> TrackletEvent:
     kind = KINDS[d["kind"]]
     values = {f.name: d.get(f.name) for f in fields(kind) if f.name in d}
-    if values.get("embedding") is not None:
-        values["embedding"] = np.frombuffer(base64.b64decode(values["embedding"]), "<f4")
+    for name in VECTORS:
+        if values.get(name) is not None:
+            values[name] = np.frombuffer(base64.b64decode(values[name]), "<f4")
     for name in ("box", "ground"):
         if values.get(name) is not None:
             values[name] = tuple(values[name])

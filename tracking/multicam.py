@@ -103,6 +103,7 @@ class IdentityConfig:
     max_distance: float = 0.4    # cosine distance above which a tracklet starts a new person
     bank: int = 20               # embeddings kept per identity
     min_crops: int = 5           # clean crops a track needs before it gets a global id
+    look_every_s: float = 1.0    # how often a track reports how it looks now (0: never)
     offline: str = "auto"        # one decision at the end: auto (recordings), always, never
     overlapping: set = field(default_factory=set)   # {frozenset({"cam0", "cam1"}), ...}
     transit: dict = field(default_factory=dict)     # {("cam0", "cam1"): (min_s, max_s)}

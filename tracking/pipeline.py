@@ -143,7 +143,8 @@ class SiteRun:
         self.clock_zero = time.monotonic()
         self.readers = self._open(cameras, sources)
         self.runs = {c.name: CameraRun(c, Tracker(tracker, embedder, fps=self.readers[c.name].fps),
-                                       identity.min_crops) for c in cameras}
+                                       identity.min_crops, identity.look_every_s)
+                     for c in cameras}
         self.service = identity_service(identity, names, recorded=not self.live)
         self.ids = Ids()
         self.used = {n: 0 for n in names}     # frames processed per camera

@@ -80,6 +80,7 @@ class Track:
     last_seen: int = 0
     last_embedded: int = -(10 ** 9)
     memory: deque = field(default_factory=deque)
+    memorised: int = 0  # crops ever memorised (the newest ``memory`` of them are kept)
     seen_box: np.ndarray | None = None  # the box at ``last_seen`` (set from creation on)
     # Set for one frame when a lost track is found again: interpolated boxes of the frames
     # it missed, oldest first (frames ``frame - len(gap)`` to ``frame - 1``).
@@ -152,6 +153,7 @@ class Tracker:
                                              others).max() > self.cfg.memory_overlap
         if dets[det_index, 4] >= self.cfg.memory_score and not crowded:
             track.memory.append(feats[det_index])
+            track.memorised += 1
             while len(track.memory) > self.cfg.memory:
                 track.memory.popleft()
 
