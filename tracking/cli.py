@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int, default=None,
                    help="stop after this many frames (steps, with several cameras)")
     p.add_argument("--duration", type=float, default=None,
-                   help="live streams: stop after this many seconds (default: until Ctrl-C)")
+                   help="stop after this many seconds (default: until Ctrl-C, or the end of "
+                   "the files)")
     p.add_argument("--gt", default=None, metavar="FOLDER",
                    help="ground truth (FOLDER/<camera>/gt/gt.txt): score the run when it ends, "
                    "as track eval does")

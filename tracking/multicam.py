@@ -112,6 +112,7 @@ class IdentityConfig:
     ground_gap_s: float = 2.0         # longest gap a continuation by position may bridge
     partner_run_s: float = 0.5        # offline: a track is cut where its partner in an
     #                                   overlapping view changes, each held this long
+    horizon_s: float | None = 3600.0  # online: people not seen for this long are forgotten
 
 
 @dataclass
@@ -166,6 +167,7 @@ class GlobalIdentities:
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.identities: list[Identity] = []
+        self.issued = 0  # ids given so far (forgotten identities keep theirs)
         self._banks: tuple[np.ndarray, np.ndarray] | None = None  # stacked, see distances
 
     def distances(self, feats: np.ndarray) -> np.ndarray:
@@ -207,7 +209,7 @@ class GlobalIdentities:
             cost = self._costs([tracklets[i] for i in todo], cameras_now, placeable)
             matches, unmatched, _ = assign(cost, self.cfg.max_distance)
             if not matches:  # open one new identity, then match the rest again
-                self.identities.append(Identity(len(self.identities) + 1))
+                self.identities.append(self._new())
                 placeable.add(len(self.identities) - 1)
                 matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
             for r, j in matches:
@@ -251,8 +253,24 @@ class GlobalIdentities:
         for ident in self.identities:
             if any(u is t for u in ident.tracklets):
                 ident.tracklets = [u for u in ident.tracklets if u is not t]
-        self.identities.append(Identity(len(self.identities) + 1))
+        self.identities.append(self._new())
         return self._add(self.identities[-1], t)
+
+    def _new(self) -> Identity:
+        self.issued += 1
+        return Identity(self.issued)
+
+    def forget(self, before: float) -> list[Tracklet]:
+        """Drops the identities last seen before ``before`` (seconds; every tracklet ended
+        by then), so that a live run's memory and matching time stay bounded: a person who
+        comes back later gets a new id. Returns the tracklets that left with them."""
+        old = [i for i in self.identities
+               if all(t.end is not None and t.end < before for t in i.tracklets)]
+        if not old:
+            return []
+        self.identities = [i for i in self.identities if i not in old]
+        self._banks = None
+        return [t for i in old for t in i.tracklets]
 
     def _add(self, ident: Identity, t: Tracklet) -> int:
         ident.tracklets.append(t)
