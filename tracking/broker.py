@@ -371,6 +371,7 @@ class BrokerIdentities:
         self.log_path = self.out / "applied_events.jsonl"  # the state's events, appended
         self.log = open(self.log_path, "a+b")
         self.log.truncate(self.state.log_bytes)  # steps after the last save come again
+        self.log.seek(0, os.SEEK_END)
         self.merge = StepMerge(self.names, self.live)
         self.unacked: list[tuple[bytes, str, int]] = []
         self.checkpoint_s, self.status_s = checkpoint_s, status_s
@@ -500,7 +501,7 @@ class BrokerIdentities:
             return
         gone = set(done)
         self.unacked = [u for u in self.unacked if u[0] not in gone]
-        oldest = min((i for i, _, _ in self.unacked), default=done[-1])
+        oldest = self.unacked[0][0] if self.unacked else done[-1]  # read in id order
         self.link(self.r.xtrim, self.keys.events, minid=oldest, approximate=False)
 
     def report(self, window_s: float) -> dict:

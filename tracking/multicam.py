@@ -261,16 +261,20 @@ class GlobalIdentities:
         return Identity(self.issued)
 
     def forget(self, before: float) -> list[Tracklet]:
-        """Drops the identities last seen before ``before`` (seconds; every tracklet ended
-        by then), so that a live run's memory and matching time stay bounded: a person who
-        comes back later gets a new id. Returns the tracklets that left with them."""
-        old = [i for i in self.identities
-               if all(t.end is not None and t.end < before for t in i.tracklets)]
-        if not old:
-            return []
-        self.identities = [i for i in self.identities if i not in old]
-        self._banks = None
-        return [t for i in old for t in i.tracklets]
+        """Drops the tracklets that ended before ``before`` (seconds) and the identities
+        left without any, so that a live run's memory and matching time stay bounded (the
+        banks keep each identity's looks): a person who comes back later gets a new id.
+        Returns the tracklets dropped."""
+        gone: list[Tracklet] = []
+        for ident in self.identities:
+            old = [t for t in ident.tracklets if t.end is not None and t.end < before]
+            if old:
+                ident.tracklets = [t for t in ident.tracklets if not any(t is o for o in old)]
+                gone += old
+        if gone:
+            self.identities = [i for i in self.identities if i.tracklets]
+            self._banks = None
+        return gone
 
     def _add(self, ident: Identity, t: Tracklet) -> int:
         ident.tracklets.append(t)
