@@ -30,4 +30,17 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
     echo "note: apt-get install $RTSP_PKGS (as root) to run the RTSP tests"
   fi
 fi
+# Optional: a real Redis server for the broker tests (tests/test_broker.py skips without it).
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing redis-server for the broker tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        apt-get install -y -q --no-install-recommends redis-server >/dev/null 2>&1; } ||
+      echo "warning: could not install redis-server; the broker tests will skip"
+  else
+    echo "note: apt-get install redis-server (as root) to run the broker tests"
+  fi
+fi
 echo "mcreid installed in .venv"

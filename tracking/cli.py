@@ -6,6 +6,9 @@
     track eval --pred runs/track --gt ../shared/data/video --json scores.json
     track identities --events runs/terrace/events.jsonl --config configs/cameras/epfl_terrace.yaml \
         --output runs/terrace_online identity.offline=never
+    track worker --config configs/cameras/epfl_terrace.yaml --camera c0 --broker redis://HOST:6379
+    track identities --config configs/cameras/epfl_terrace.yaml --broker redis://HOST:6379 \
+        --output runs/terrace_site
     track index runs/track && track search --index runs/track --photo person.jpg
 """
 
@@ -75,10 +78,23 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from tracking.worker import run_worker
+
+    settings = load_settings(args.config, list(args.overrides))
+    return run_worker(settings, args.camera, args.broker, args.config, args.duration,
+                      args.max_frames)
+
+
 def cmd_identities(args) -> int:
     from tracking.events import read_events
     from tracking.replay import cameras_of, replay
 
+    if args.broker:
+        return identities_over_broker(args)
+    if not args.events:
+        raise UsageError("give --events RUN/events.jsonl (a recorded run) or --broker "
+                         "redis://HOST:PORT (a site's workers)")
     if not Path(args.events).is_file():
         raise UsageError(f"--events {args.events} does not exist; a run writes events.jsonl "
                          "when given --events")
@@ -100,6 +116,29 @@ def cmd_identities(args) -> int:
     print(f"{len(people)} people in {len(names)} camera(s); outputs: {args.output}")
     if args.gt:
         report_scores(args.output, args.gt)
+    return 0
+
+
+def identities_over_broker(args) -> int:
+    """``track identities --broker``: the site's identity service (tracking.broker)."""
+    from tracking.broker import BrokerIdentities, Keys, Link, site_name
+
+    if args.events or not args.config:
+        raise UsageError("--broker takes the site's --config and no --events")
+    settings = load_settings(args.config, list(args.overrides))
+    if not settings.cameras:
+        raise UsageError(f"{args.config} lists no cameras: give a camera site")
+    link = Link(args.broker, backoff_s=settings.sources.backoff_s,
+                backoff_max_s=settings.sources.backoff_max_s)
+    service = BrokerIdentities(link, Keys(site_name(args.config)), settings, args.output)
+    try:
+        ended = service.run(args.duration)
+    finally:
+        service.close()
+    people = {gid for _, spans in service.state.ids.items() for _, gid in spans}
+    print(f"{len(people)} people; {ended} of {len(service.names)} cameras ended; "
+          f"{service.state.events} events in {service.state.steps} steps; outputs: "
+          f"{args.output}")
     return 0
 
 
@@ -209,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frames", type=int, default=None,
                    help="stop after this many frames (steps, with several cameras)")
     p.add_argument("--duration", type=float, default=None,
-                   help="live streams: stop after this many seconds (default: until Ctrl-C)")
+                   help="stop after this many seconds (default: until Ctrl-C, or the end of "
+                   "the files)")
     p.add_argument("--gt", default=None, metavar="FOLDER",
                    help="ground truth (FOLDER/<camera>/gt/gt.txt): score the run when it ends, "
                    "as track eval does")
@@ -218,11 +258,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key=value, e.g. tracker.max_lost_s=4")
     i = sub.add_parser("identities", help="decide a recorded run's global identities again "
                        "from its events (track run --events), with the settings given now")
-    i.add_argument("--events", required=True, help="a run's events.jsonl")
+    i.add_argument("--events", default=None, help="a run's events.jsonl")
+    i.add_argument("--broker", default=None, metavar="redis://HOST:PORT",
+                   help="decide a site's identities live from its workers (track worker)")
+    i.add_argument("--duration", type=float, default=None,
+                   help="--broker: stop after this many seconds (default: when every "
+                   "camera of a recorded site has ended, or Ctrl-C)")
     i.add_argument("--output", required=True, help="folder for <camera>.txt and identities")
     i.add_argument("--config", default=None, help="the site's YAML (its identity section)")
     i.add_argument("--gt", default=None, metavar="FOLDER", help="score the new identities")
     i.add_argument("overrides", nargs="*", help="key=value, e.g. identity.offline=never")
+    w = sub.add_parser("worker", help="run some cameras of a site and publish their "
+                       "tracklet events to the site's broker (track identities --broker)")
+    w.add_argument("--config", required=True, help="the camera site (configs/cameras/*.yaml)")
+    w.add_argument("--camera", action="append", required=True, metavar="NAME",
+                   help="a camera of the site this worker runs (repeat)")
+    w.add_argument("--broker", required=True, metavar="redis://HOST:PORT")
+    w.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: the files' end, or Ctrl-C)")
+    w.add_argument("--max-frames", type=int, default=None, help="stop after this many steps")
+    w.add_argument("overrides", nargs="*", help="key=value, e.g. detector.stride=3")
     e = sub.add_parser("eval", help="HOTA/MOTA/IDF1 against MOTChallenge ground truth")
     e.add_argument("--pred", required=True, help="folder of <SEQ>.txt (a run's output)")
     e.add_argument("--gt", required=True, help="folder of <SEQ>/gt/gt.txt and "
@@ -234,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also score identity across the run's cameras (automatic for runs "
                    "of several cameras, which write identities.json)")
     commands = {"run": cmd_run, "eval": cmd_eval, "identities": cmd_identities,
+                "worker": cmd_worker,
                 **add_search_parsers(sub)}  # track index, track search
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

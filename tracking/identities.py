@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from itertools import groupby
 from typing import Protocol
 
+import numpy as np
+
 from tracking.events import (
     Decision,
     TrackletEnded,
@@ -88,9 +90,12 @@ class OnlineIdentities:
         self.ids: dict[tuple[str, int], int] = {}            # identified tracks
         self.last_seen: dict[tuple[str, int], int] = {}      # open tracks: frame
         self.shown: dict[tuple[str, int], tuple[str, int]] = {}  # (camera, id) -> track
+        self.forgotten_at = -np.inf  # time of the last forget
 
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         events = list(events)
+        if events:
+            self.forget_old(max(e.time for e in events))
         decisions, ready = [], []
         for e in events:
             if isinstance(e, TrackletUpdated):
@@ -103,6 +108,22 @@ class OnlineIdentities:
             if isinstance(e, TrackletEnded):
                 self._end((e.camera, e.track_id))
         return decisions
+
+    def forget_old(self, now: float) -> None:
+        """Every tenth of ``identity.horizon_s``: identities not seen for the horizon, and
+        their ended tracklets, leave memory (GlobalIdentities.forget)."""
+        horizon = self.matcher.cfg.horizon_s
+        if horizon is None or now - self.forgotten_at < horizon / 10:
+            return
+        self.forgotten_at = now
+        for t in self.matcher.forget(now - horizon):
+            key = (t.camera, t.track_id)
+            if key in self.last_seen:  # still open (not seen for the horizon): kept
+                continue
+            self.tracklets.pop(key, None)
+            gid = self.ids.pop(key, None)
+            if self.shown.get((t.camera, gid)) == key:
+                del self.shown[(t.camera, gid)]
 
     def _record(self, e: TrackletUpdated) -> bool:
         """Updates the tracklet; says whether it is now ready to be identified."""

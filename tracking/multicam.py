@@ -130,6 +130,7 @@ class IdentityConfig:
     ground_gap_s: float = 2.0         # longest gap a continuation by position may bridge
     partner_run_s: float = 0.5        # offline: a track is cut where its partner in an
     #                                   overlapping view changes, each held this long
+    horizon_s: float | None = 3600.0  # online: people not seen for this long are forgotten
 
 
 @dataclass
@@ -184,6 +185,7 @@ class GlobalIdentities:
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.identities: list[Identity] = []
+        self.issued = 0  # ids given so far (forgotten identities keep theirs)
         self._banks: tuple[np.ndarray, np.ndarray] | None = None  # stacked, see distances
 
     def distances(self, feats: np.ndarray) -> np.ndarray:
@@ -225,7 +227,7 @@ class GlobalIdentities:
             cost = self._costs([tracklets[i] for i in todo], cameras_now, placeable)
             matches, unmatched, _ = assign(cost, self.cfg.max_distance)
             if not matches:  # open one new identity, then match the rest again
-                self.identities.append(Identity(len(self.identities) + 1))
+                self.identities.append(self._new())
                 placeable.add(len(self.identities) - 1)
                 matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
             for r, j in matches:
@@ -269,8 +271,28 @@ class GlobalIdentities:
         for ident in self.identities:
             if any(u is t for u in ident.tracklets):
                 ident.tracklets = [u for u in ident.tracklets if u is not t]
-        self.identities.append(Identity(len(self.identities) + 1))
+        self.identities.append(self._new())
         return self._add(self.identities[-1], t)
+
+    def _new(self) -> Identity:
+        self.issued += 1
+        return Identity(self.issued)
+
+    def forget(self, before: float) -> list[Tracklet]:
+        """Drops the tracklets that ended before ``before`` (seconds) and the identities
+        left without any, so that a live run's memory and matching time stay bounded (the
+        banks keep each identity's looks): a person who comes back later gets a new id.
+        Returns the tracklets dropped."""
+        gone: list[Tracklet] = []
+        for ident in self.identities:
+            old = [t for t in ident.tracklets if t.end is not None and t.end < before]
+            if old:
+                ident.tracklets = [t for t in ident.tracklets if not any(t is o for o in old)]
+                gone += old
+        if gone:
+            self.identities = [i for i in self.identities if i.tracklets]
+            self._banks = None
+        return gone
 
     def _add(self, ident: Identity, t: Tracklet) -> int:
         ident.tracklets.append(t)

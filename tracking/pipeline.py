@@ -130,7 +130,8 @@ class SiteRun:
 
     def __init__(self, cameras: list[Camera], output_dir: str | Path, detector: Detector,
                  embedder: Embedder | None, tracker: TrackerConfig, identity: IdentityConfig,
-                 sources: SourceConfig, stride: int = 1, outputs: Outputs | None = None):
+                 sources: SourceConfig, stride: int = 1, outputs: Outputs | None = None,
+                 clock_zero: float | None = None):
         names = [c.name for c in cameras]
         if len(set(names)) != len(names):
             raise SourceError(f"camera names must be unique: {names}")
@@ -140,7 +141,8 @@ class SiteRun:
         self.out.mkdir(parents=True, exist_ok=True)
         self.detector, self.stride = detector, stride
         self.live = any(is_stream(c.source) for c in cameras)
-        self.clock_zero = time.monotonic()
+        # live times count from here; workers of one site share it (tracking.worker)
+        self.clock_zero = time.monotonic() if clock_zero is None else clock_zero
         self.readers = self._open(cameras, sources)
         self.runs = {c.name: CameraRun(c, Tracker(tracker, embedder, fps=self.readers[c.name].fps),
                                        identity.min_crops, identity.look_every_s)
@@ -185,7 +187,7 @@ class SiteRun:
 
     def run(self, max_steps: int | None = None, duration_s: float | None = None,
             status_every_s: float = 10.0) -> RunStats:
-        until = self.clock_zero + duration_s if duration_s else np.inf
+        until = time.monotonic() + duration_s if duration_s else np.inf
         steps = live_steps(self.readers, until) if self.live else offline_steps(self.readers)
         group = 1 if self.live else self.detector.batch
         bar = self._progress(max_steps)
@@ -199,7 +201,7 @@ class SiteRun:
                 batch = batch[:max(0, max_steps - self.stats.steps)] if max_steps else batch
                 self._process(batch)
                 bar.update(len(batch))
-                if max_steps and self.stats.steps >= max_steps:
+                if (max_steps and self.stats.steps >= max_steps) or time.monotonic() >= until:
                     break
                 if self.live and time.monotonic() - last_status >= status_every_s:
                     last_status = time.monotonic()
@@ -231,13 +233,12 @@ class SiteRun:
         self.stats.time_s["detect"] += time.perf_counter() - t0
         for i, step in enumerate(batch):
             t1 = time.perf_counter()
-            rows, events = {}, []
+            rows, events = {}, {}
             for name, frame in step.items():
                 self.lag[name] = time.monotonic() - frame.read_at
                 self.used[name] += 1
-                rows[name], new = self.runs[name].step(frame, dets.get((i, name)))
-                events += new
-            self._decide(events)
+                rows[name], events[name] = self.runs[name].step(frame, dets.get((i, name)))
+            self._decide(step, events)
             t2 = time.perf_counter()
             for name, frame in step.items():
                 self._write(name, frame, rows[name])
@@ -245,7 +246,11 @@ class SiteRun:
             self.stats.time_s["write"] += time.perf_counter() - t2
             self.stats.steps += 1
 
-    def _decide(self, events: list[TrackletEvent]) -> None:
+    def _decide(self, step: Step | None, by_camera: dict[str, list[TrackletEvent]]) -> None:
+        """One step's events (each camera's, in camera order) to the identity service;
+        ``step`` None: the tracks the end of the run closed. A worker publishes them instead
+        (tracking.worker)."""
+        events = [e for camera_events in by_camera.values() for e in camera_events]
         if self.events_file:
             self.events_file.write(events)
         for d in self.service.consume(events):
@@ -265,8 +270,8 @@ class SiteRun:
         for r in self.readers.values():
             r.close()
         now = time.monotonic() - self.clock_zero  # live: the run's clock; files: media time
-        self._decide([e for run in self.runs.values()
-                      for e in run.finish(now if self.live else run.last_time)])
+        self._decide(None, {name: run.finish(now if self.live else run.last_time)
+                            for name, run in self.runs.items()})
         t = time.perf_counter()
         for d in self.service.finish():  # the offline pass, for a recording
             self.ids.apply(d)

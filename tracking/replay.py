@@ -8,6 +8,7 @@ the tracker fills them in a run (``tracker.fill_gaps``)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,25 +31,34 @@ def replay(steps: list[list[TrackletEvent]], identity: IdentityConfig,
     write <camera>.txt (and, for several cameras, identities.json/.csv) into
     ``output_dir``; return the decisions."""
     cameras = cameras_of(steps)
+    service, ids = identity_service(identity, cameras, recorded=True), Ids()
+    for step in steps:
+        for d in service.consume(step):
+            ids.apply(d)
+    for d in service.finish():
+        ids.apply(d)
+    write_outputs(steps, cameras, ids, output_dir)
+    return ids
+
+
+def write_outputs(steps: Iterable[list[TrackletEvent]], cameras: list[str], ids: Ids,
+                  output_dir: str | Path) -> None:
+    """The MOT files and (several cameras) the identities table of these steps' tracks,
+    with the final decisions ``ids`` (the outputs of a replay and of the identity service
+    over a broker, tracking.broker)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     sinks: list[Sink] = [MotFile(out / f"{c}.txt", c) for c in cameras]
     if len(cameras) > 1:
         sinks.append(IdentitiesFile(out))
-    service, ids = identity_service(identity, cameras, recorded=True), Ids()
     last: dict[tuple[str, int], TrackletUpdated] = {}
     for step in steps:
-        for d in service.consume(step):
-            ids.apply(d)
         for camera, rows in rows_of(step, last).items():
             frame = Frame(rows[0].frame, rows[0].time, None, 0.0)
             for sink in sinks:
                 sink.write(camera, frame, rows, ids)
-    for d in service.finish():
-        ids.apply(d)
     for sink in sinks:
         sink.close(ids)
-    return ids
 
 
 def rows_of(step: list[TrackletEvent], last: dict) -> dict[str, list[Row]]:
