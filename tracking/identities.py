@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from itertools import groupby
 from typing import Protocol
 
@@ -85,7 +86,9 @@ class OnlineIdentities:
     last seen (the frames it missed included)."""
 
     def __init__(self, config: IdentityConfig | None = None):
-        self.matcher = GlobalIdentities(config)
+        # a track still going on overlaps more than it has so far: no tolerance (overlap_s)
+        # until tracklets are whole, in the offline pass
+        self.matcher = GlobalIdentities(replace(config or IdentityConfig(), overlap_s=0.0))
         self.tracklets: dict[tuple[str, int], Tracklet] = {}  # open or identified
         self.ids: dict[tuple[str, int], int] = {}            # identified tracks
         self.last_seen: dict[tuple[str, int], int] = {}      # open tracks: frame
