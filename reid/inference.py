@@ -26,7 +26,7 @@ from tqdm import tqdm
 from reid.data.images import read_image
 from reid.data.transforms import normalize
 from reid.engine.checkpoint import CheckpointError, load_model, read_checkpoint
-from reid.runtime import MODEL_FILES, ModelFileError, read_sidecar, resolve_runtime
+from reid.runtime import MODEL_FILES, ModelFileError, read_sidecar, resolve_runtime, sidecar_path
 
 __all__ = ["SHIPPED_WEIGHTS", "CheckpointError", "FeatureExtractor", "default_weights",
            "embed_uint8", "pick_device"]
@@ -107,8 +107,9 @@ def _open_onnxruntime(path: Path) -> tuple[Callable, list]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types for unreadable files
         raise ModelFileError(f"{path} is not a readable ONNX model ({e.__class__.__name__})") from e
-    inp = session.get_inputs()[0]
-    return (lambda a: session.run(None, {inp.name: a})[0]), list(inp.shape)
+    inp = session.get_inputs()[0]  # dynamic dims are names or None: both become None
+    dims = [d if isinstance(d, int) else None for d in inp.shape]
+    return (lambda a: session.run(None, {inp.name: a})[0]), dims
 
 
 def _open_openvino(path: Path) -> tuple[Callable, list]:
@@ -143,9 +144,9 @@ def open_model_file(path: Path, runtime: str) -> tuple[ExternalNet, dict]:
     if len(dims) != 4 or dims[1] not in (3, None) or any(
             d not in (want, None) for d, want in zip(dims[2:], (h, w), strict=True)):
         raise ModelFileError(f"{path.name} takes inputs of shape {dims} (N, C, H, W) but "
-                             f"{path.with_suffix('.yaml').name} says input_size {[h, w]}; "
+                             f"{sidecar_path(path).name} says input_size {[h, w]}; "
                              "make them agree")
-    net = ExternalNet(run, dims[0] if isinstance(dims[0], int) else None, pre["bgr"])
+    net = ExternalNet(run, dims[0], pre["bgr"])
     try:
         net.embedding_dim = net(torch.zeros(1, 3, h, w)).shape[1]
     except Exception as e:  # the runtime's own error types

@@ -91,6 +91,20 @@ def test_colour_order_comes_from_the_sidecar(exported, tmp_path, crops, torch_ex
     assert cosines(want, FeatureExtractor(path)(crops)).mean() < 0.99
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_a_model_with_a_fixed_batch_of_one_embeds_batches(runtime, exported, tmp_path, crops,
+                                                          torch_ext):
+    """Model zoos ship batch-1 models: onnxruntime is fed one crop at a time, OpenVINO is
+    reshaped to any batch."""
+    graph = onnx.load(str(exported / "model.onnx"))
+    graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    path = tmp_path / "one.onnx"
+    onnx.save(graph, str(path))
+    shutil.copyfile(exported / "model.yaml", tmp_path / "one.yaml")
+    ext = FeatureExtractor(path, runtime=runtime, batch_size=5)
+    assert cosines(torch_ext(crops[:7]), ext(crops[:7])).min() >= 0.999
+
+
 def test_eval_of_the_exported_model_scores_like_torch(market, exported, torch_ext):
     """`reid eval`'s scoring on a subset (40 queries, the gallery of their people and 200
     others): the file's mAP within 0.1 of the checkpoint's. Full set: docs/BENCHMARKS.md."""
