@@ -2,6 +2,7 @@
 
     reid train --config configs/reid/osnet_x0_25_market.yaml optim.epochs=30
     reid eval --data-root ../shared/data/market1501 --flip --json results.json
+    reid export --output model.onnx && reid eval --weights model.onnx   # or model.xml (OpenVINO)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from reid.io import write_json_atomic
+from reid.runtime import RUNTIMES
 
 log = logging.getLogger("reid")
 
@@ -28,7 +30,11 @@ def _add_train(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate on Market-1501 (single query)")
-    p.add_argument("--weights", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint (default: the shipped model), or an ONNX / OpenVINO IR "
+                        "file with its sidecar YAML (reid/runtime.py)")
+    p.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                   help="auto: torch for a checkpoint, the file's own for .onnx / .xml")
     p.add_argument("--data-root", default=None,
                    help="Market-1501 folder or folder with its .tar.gz archives "
                         "(default $MCREID_SHARED/data/market1501)")
@@ -43,9 +49,11 @@ def _add_eval(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="write an inference checkpoint (fp16) or ONNX")
+    p = sub.add_parser("export", help="write an inference checkpoint (fp16), ONNX or "
+                       "OpenVINO IR (each with a sidecar YAML of its preprocessing)")
     p.add_argument("--weights", default=None)
-    p.add_argument("--output", required=True, help=".pt (inference checkpoint) or .onnx")
+    p.add_argument("--output", required=True,
+                   help=".pt (inference checkpoint), .onnx or .xml (OpenVINO IR)")
 
 
 
@@ -69,21 +77,18 @@ def cmd_eval(args) -> int:
 
     from reid.data.archives import resolve_data_root
     from reid.data.datasets import market1501
-    from reid.engine.checkpoint import load_model
     from reid.engine.config import shared_dir
     from reid.engine.evaluator import evaluate
-    from reid.inference import default_weights, pick_device
+    from reid.inference import FeatureExtractor
 
-    weights = args.weights or default_weights()
-    model, meta = load_model(weights)
-    device = pick_device(args.device)
-    model.to(device)
+    ext = FeatureExtractor(args.weights, device=args.device, runtime=args.runtime)
+    weights = ext.weights
     root = args.data_root or os.path.join(shared_dir(), "data", "market1501")
     dataset = market1501(resolve_data_root(root), splits=("query", "gallery"))
-    r = evaluate(model, dataset, meta["input_size"], meta["mean"], meta["std"], device,
+    r = evaluate(ext.model, dataset, ext.size, ext.meta["mean"], ext.meta["std"], ext.device,
                  flip=args.flip, rerank=args.rerank,
-                 batch_size=args.batch_size or (256 if device.type == "cuda" else 32))
-    print(f"weights: {weights}")
+                 batch_size=args.batch_size or (256 if ext.device.type == "cuda" else 32))
+    print(f"weights: {weights} (runtime {ext.runtime})")
     print(f"mAP {r['mAP']:.1f}  rank-1 {r['rank1']:.1f}  rank-5 {r['rank5']:.1f}  "
           f"rank-10 {r['rank10']:.1f}  mINP {r['mINP']:.1f}  "
           f"({r['num_query']} queries, {r['num_gallery']} gallery)")
@@ -108,11 +113,13 @@ def cmd_export(args) -> int:
     from reid.inference import default_weights
 
     weights = args.weights or default_weights()
-    if args.output.endswith(".onnx"):
-        from reid.onnx_export import export_onnx
+    suffix = Path(args.output).suffix.lower()
+    if suffix in (".onnx", ".xml"):
+        from reid.onnx_export import export_onnx, export_openvino
 
-        diff = export_onnx(weights, args.output)
-        print(f"wrote {args.output}; max |onnxruntime - torch| = {diff:.2e}")
+        diff = (export_onnx if suffix == ".onnx" else export_openvino)(weights, args.output)
+        print(f"wrote {args.output} and {Path(args.output).with_suffix('.yaml')}; "
+              f"max |onnxruntime - torch| = {diff:.2e}")
     else:
         export_inference(weights, args.output)
         print(f"wrote {args.output}")

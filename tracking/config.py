@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from reid.engine.config import expand_shared
+from reid.runtime import RUNTIMES
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sources import SourceConfig
 from tracking.tracker import TrackerConfig
@@ -44,9 +45,10 @@ class DetectorConfig:
 
 @dataclass
 class ReidConfig:
-    weights: str | None = None   # None: the shipped model
+    weights: str | None = None   # None: the shipped model; or .onnx / .xml + sidecar YAML
     device: str = "auto"
     enabled: bool = True
+    runtime: str = "auto"        # reid.runtime.RUNTIMES: auto | torch | onnx | openvino
 
 
 SECTIONS: dict[str, type] = {"detector": DetectorConfig, "reid": ReidConfig,
@@ -301,6 +303,9 @@ def _check(settings: Settings) -> None:
     if settings.detector.stride < 1:
         raise UsageError(f"detector.stride={settings.detector.stride} must be a whole number "
                          ">= 1")
+    if settings.reid.runtime not in RUNTIMES:
+        raise UsageError(f"reid.runtime={settings.reid.runtime!r} must be one of {RUNTIMES}; "
+                         f"{_hint(settings.reid.runtime, RUNTIMES)}")
     if len(settings.cameras) > 1 and not settings.reid.enabled:
         raise UsageError("several cameras need re-ID: leave reid.enabled on")
     if (any(c.homography is not None for c in settings.cameras)

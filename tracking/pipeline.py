@@ -321,7 +321,8 @@ def build_models(settings: Settings) -> tuple[Detector, Embedder | None]:
                         device=d.device)
     if not settings.reid.enabled:
         return detector, None
-    extractor = FeatureExtractor(settings.reid.weights, device=settings.reid.device)
+    r = settings.reid
+    extractor = FeatureExtractor(r.weights, device=r.device, runtime=r.runtime)
     return detector, crop_embedder(extractor)
 
 

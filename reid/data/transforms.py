@@ -22,6 +22,9 @@ class AugmentConfig:
     erase: float = 0.5         # probability of random erasing
     erase_area: tuple[float, float] = (0.02, 0.4)
     erase_ratio: float = 0.3   # aspect ratios in [r, 1/r]
+    jitter: float = 0.0        # probability of colour jitter (other cameras' colour casts)
+    jitter_strength: float = 0.2  # brightness, contrast, saturation scaled by [1-s, 1+s]
+    grey: float = 0.0          # probability of a greyscale image (colour is unreliable)
 
 
 def normalize(x: torch.Tensor, size: tuple[int, int], mean=IMAGENET_MEAN,
@@ -73,10 +76,40 @@ def _erase(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None) -> to
     return x.masked_fill(mask, 0.0)
 
 
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """Grey level of an RGB batch (ITU-R 601 weights), N x 1 x h x w."""
+    return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
+
+
+def _jitter(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None) -> torch.Tensor:
+    """Colour jitter on 0-255 RGB, torchvision's order: brightness, contrast about the
+    image's mean grey, saturation about each pixel's grey; one draw per image turns it on."""
+    n, dev = x.shape[0], x.device
+    on = (torch.rand(n, device=dev, generator=g) < cfg.jitter).view(n, 1, 1, 1)
+    bright, contrast, sat = (
+        torch.where(on, 1 + cfg.jitter_strength * (2 * torch.rand(
+            n, 1, 1, 1, device=dev, generator=g) - 1), 1.0) for _ in range(3))
+    x = (x * bright).clamp(0, 255)
+    mean = _luma(x).mean(dim=(2, 3), keepdim=True)
+    x = (mean + contrast * (x - mean)).clamp(0, 255)
+    grey = _luma(x)
+    return (grey + sat * (x - grey)).clamp(0, 255)
+
+
+def _grey(x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Tensor:
+    apply = torch.rand(x.shape[0], device=x.device, generator=g) < p
+    return torch.where(apply.view(-1, 1, 1, 1), _luma(x).expand_as(x), x)
+
+
 def augment(x: torch.Tensor, size: tuple[int, int], cfg: AugmentConfig,
             g: torch.Generator | None = None, mean=IMAGENET_MEAN,
             std=IMAGENET_STD) -> torch.Tensor:
-    """Training view of a uint8 batch: resize, flip, pad + crop, normalise, erase."""
+    """Training view of a uint8 batch: colour jitter and greyscale (when on), resize, flip,
+    pad + crop, normalise, erase."""
+    if cfg.jitter > 0 or cfg.grey > 0:  # on 0-255 floats, which normalize takes as well
+        x = x.float()
+        x = _jitter(x, cfg, g) if cfg.jitter > 0 else x
+        x = _grey(x, cfg.grey, g) if cfg.grey > 0 else x
     x = normalize(x, size, mean, std)
     if cfg.flip > 0:
         x = _flip(x, cfg.flip, g)

@@ -29,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
         "subset_ids": None,         # train on the first N identities only (smoke runs)
     },
     "sampler": {"p": 16, "k": 4},
-    "augment": {"flip": 0.5, "pad": 10, "erase": 0.5},
+    "augment": {"flip": 0.5, "pad": 10, "erase": 0.5,
+                "jitter": 0.0, "jitter_strength": 0.2, "grey": 0.0},  # colour: off
     "loss": {
         "id": 1.0,                  # cross-entropy weight; 0 disables
         "label_smooth": 0.1,
