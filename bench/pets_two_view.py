@@ -180,7 +180,7 @@ def main() -> int:
     def run(cameras, identity, out):
         return track_site(cameras, out, detector, embedder, settings.tracker, identity,
                           settings.sources, stride=settings.detector.stride,
-                          outputs=Outputs(video=False))
+                          outputs=Outputs(video=False, events=True))
 
     results = {}
     for name, (cameras, identity) in rows.items():
