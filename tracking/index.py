@@ -144,6 +144,20 @@ class TrackletIndex:
                                        embedding=np.frombuffer(r[-1], "<f4"))))
         return out
 
+    def identities(self) -> list[dict]:
+        """One line per identity, in id order: how many tracklets, in which cameras, first
+        and last time seen, and a tracklet row with a thumbnail (None if none has one)."""
+        sql = ("SELECT global_id, COUNT(*), GROUP_CONCAT(DISTINCT camera), MIN(start_s), "
+               "MAX(end_s), MIN(CASE WHEN thumb IS NOT NULL THEN id END) FROM tracklets "
+               "GROUP BY global_id ORDER BY global_id")
+        return [{"identity": gid, "tracklets": n, "cameras": sorted(cams.split(",")),
+                 "start_s": first, "end_s": last, "thumb": row}
+                for gid, n, cams, first, last, row in self.db.execute(sql)]
+
+    def thumb(self, row: int) -> bytes | None:
+        found = self.db.execute("SELECT thumb FROM tracklets WHERE id = ?", (row,)).fetchone()
+        return found[0] if found else None
+
     def close(self) -> None:
         self.db.close()
 
