@@ -138,7 +138,8 @@ document.addEventListener("click", (ev) => {
   if (row) play(row);
 });
 $("#search").addEventListener("submit", searchPhoto);
-loadRuns().then(() => { window.mcreidReady = true; }, (e) => status(e.message, true));
+loadRuns().then(() => { window.mcreidReadyAt = performance.now(); window.mcreidReady = true; },
+  (e) => status(e.message, true));
 </script>
 </body></html>
 """
