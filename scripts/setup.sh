@@ -30,4 +30,15 @@ if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')"
     echo "note: apt-get install $RTSP_PKGS (as root) to run the RTSP tests"
   fi
 fi
+# Optional: a headless browser for the track serve tests (tests/test_serve.py skips without it).
+if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver for the web page tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+      chromium-driver >/dev/null 2>&1 ||
+      echo "warning: could not install chromium chromium-driver; the track serve tests will skip"
+  else
+    echo "note: apt-get install chromium chromium-driver (as root) to run the track serve tests"
+  fi
+fi
 echo "mcreid installed in .venv"
