@@ -210,6 +210,7 @@ def test_a_live_run_is_searchable_while_it_goes_on(run, tmp_path):
     live = LiveIndex(tmp_path, offline.model)
     reader = TrackletIndex(tmp_path / "index.sqlite")
     frames, ids, service, seen = iter(VideoFile(str(video))), Ids(), LocalIds(), []
+    probe = offline.tracklets()[0][1].embedding[None]
     for step in read_events(run_dir / "events.jsonl"):
         for d in service.consume(step):
             ids.apply(d)
@@ -222,6 +223,8 @@ def test_a_live_run_is_searchable_while_it_goes_on(run, tmp_path):
                        [Row(u.camera, u.frame, u.time, u.track_id, list(u.box), u.score)
                         for u in updates], ids)
         seen.append(len(reader.tracklets()))
+        people = len({t.global_id for _, t in reader.tracklets()})
+        assert len(search_mod.search([reader], probe, 3)) == min(3, people)  # not a stale graph
     assert seen[-1] == len(offline.tracklets()) > 0 and seen == sorted(seen)
     live.close(ids)
 

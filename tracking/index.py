@@ -156,6 +156,12 @@ class TrackletIndex:
                  "start_s": first, "end_s": last, "thumb": row}
                 for gid, n, cams, first, last, row in self.db.execute(sql)]
 
+    def state(self) -> tuple[int, int, int]:
+        """Changes whenever the records do: the file (a rebuilt index is a new file), how
+        many rows and the last row id (rows are only appended)."""
+        count, last = self.db.execute("SELECT COUNT(*), MAX(id) FROM tracklets").fetchone()
+        return self.path.stat().st_ino, count, last or 0
+
     def thumb(self, row: int) -> bytes | None:
         found = self.db.execute("SELECT thumb FROM tracklets WHERE id = ?", (row,)).fetchone()
         return found[0] if found else None

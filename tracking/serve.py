@@ -19,6 +19,7 @@ import base64
 import hmac
 import json
 import logging
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,19 +116,37 @@ def open_runs(folders: list[str]) -> list[ServedRun]:
 # --- videos the browser can play ---------------------------------------------------------
 
 
-def convert_videos(runs: list[ServedRun]) -> None:
-    """Each run's annotated videos as WebM in RUN/web/, made when missing or older than
-    the mp4."""
-    for run in runs:
-        for camera in run.cameras:
-            src, dst = run.video(camera), run.web_video(camera)
-            if src.is_file() and (not dst.is_file()
-                                  or dst.stat().st_mtime < src.stat().st_mtime):
-                try:
-                    to_webm(src, dst)
-                except (OSError, SourceError, RuntimeError) as e:
-                    log.warning("camera %s of %s: cannot convert its video (%s)", camera,
-                                run.name, e)
+class BrowserVideos:
+    """Each camera's annotated video as WebM in RUN/web/, made in one background thread,
+    one video at a time: when the server starts, and when the page asks for a video that is
+    missing or older than its mp4 (a run that finished while the server was up)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self.busy: set[Path] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def ready(self, run: ServedRun, camera: str) -> bool:
+        """Whether the WebM is there and current; if not, it is queued."""
+        src, dst = run.video(camera), run.web_video(camera)
+        if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+            return True
+        with self.lock:
+            if dst not in self.busy:
+                self.busy.add(dst)
+                self.queue.put((src, dst))
+        return False
+
+    def _work(self) -> None:
+        while True:
+            src, dst = self.queue.get()
+            try:
+                to_webm(src, dst)
+            except (OSError, SourceError, RuntimeError) as e:
+                log.warning("cannot convert %s for the browser (%s)", src, e)
+            with self.lock:
+                self.busy.discard(dst)
 
 
 def to_webm(src: Path, dst: Path) -> None:
@@ -212,8 +231,15 @@ def thumb_url(run: int, row: int) -> str:
 
 def make_app(runs: list[ServedRun], photo_search: PhotoSearch, token: str | None = None,
              max_upload: int = MAX_UPLOAD) -> FastAPI:
-    """The web application: the page, its JSON and its pictures and videos."""
+    """The web application: the page, its JSON and its pictures and videos (their WebM
+    copies are started at once)."""
     from tracking.serve_page import PAGE
+
+    videos = BrowserVideos()
+    for run in runs:
+        for camera in run.cameras:
+            if run.video(camera).is_file():
+                videos.ready(run, camera)
 
     app = FastAPI(title="mcreid", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -275,14 +301,13 @@ def make_app(runs: list[ServedRun], photo_search: PhotoSearch, token: str | None
     @app.get("/runs/{number}/videos/{camera}.webm")
     def video(number: int, camera: str) -> FileResponse:
         run = run_of(number)
-        path = run.web_video(camera)
-        if path.is_file():
-            return FileResponse(path, media_type="video/webm")
-        if run.video(camera).is_file():
-            raise RequestError(503, f"camera {camera}'s video is being converted for the "
-                               "browser; try again in a moment")
-        raise RequestError(404, f"camera {camera} has no video (run made with --no-video, "
-                           "or still running)")
+        if not run.video(camera).is_file():
+            raise RequestError(404, f"camera {camera} has no video (run made with --no-video, "
+                               "or still running)")
+        if videos.ready(run, camera):
+            return FileResponse(run.web_video(camera), media_type="video/webm")
+        raise RequestError(503, f"camera {camera}'s video is being converted for the "
+                           "browser; try again in a moment")
 
     @app.post("/api/search")
     async def api_search(request: Request, top: int = 10, box: str | None = None) -> dict:
@@ -368,7 +393,6 @@ def serve(folders: list[str], host: str = "127.0.0.1", port: int = 8080,
                           "(or keep the default --host 127.0.0.1)")
     runs = open_runs(folders)
     photo_search = PhotoSearch(runs, reid_weights, detector_weights)
-    threading.Thread(target=convert_videos, args=(runs,), daemon=True).start()
     app = make_app(runs, photo_search, token)
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {len(runs)} run(s) at http://{shown}:{port}/"
