@@ -4,6 +4,7 @@ plain HTTP to the same server process, which must keep serving."""
 
 import http.client
 import json
+import shutil
 import threading
 import time
 
@@ -220,3 +221,8 @@ def test_bad_starts_are_one_line_errors(tud_run, tmp_path, capsys):
     (tmp_path / ".events.part.jsonl").write_text("")
     assert "half-written" in fails(capsys, tmp_path)
     assert "port" in fails(capsys, run_dir, "--port", "70000")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(run_dir / "index.sqlite", broken)
+    (broken / "run.json").write_text("{\"cameras\": [")  # cut short
+    assert "not a run manifest" in fails(capsys, broken)

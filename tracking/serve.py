@@ -103,8 +103,12 @@ def open_runs(folders: list[str]) -> list[ServedRun]:
             raise SearchError(f"{folder} is an index file; give its run folder to track serve")
         manifest = folder / "run.json"
         if manifest.is_file():
-            cameras = {c["name"]: float(c.get("offset_s") or 0.0)
-                       for c in json.loads(manifest.read_text())["cameras"]}
+            try:
+                cameras = {c["name"]: float(c.get("offset_s") or 0.0)
+                           for c in json.loads(manifest.read_text())["cameras"]}
+            except (ValueError, KeyError, TypeError) as e:
+                raise SearchError(f"{manifest} is not a run manifest ({e}); it is written "
+                                  "by track run --events") from e
         else:
             index = TrackletIndex(folder / INDEX_NAME)
             cameras = {c: 0.0 for i in index.identities() for c in i["cameras"]}
