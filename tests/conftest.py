@@ -31,3 +31,19 @@ def market(market_root):
     from reid.data import market1501
 
     return market1501(market_root)
+
+
+@pytest.fixture(scope="session")
+def tud_run(tmp_path_factory):
+    """A small real run shared by the search and serve tests: TUD-Campus's first 30 frames
+    tracked with the real detector and re-ID model (--events, annotated video, contact
+    sheets with --gallery), then indexed. Returns the run folder and the source video."""
+    from tracking.cli import main
+
+    video = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")
+    need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
+    out = tmp_path_factory.mktemp("run") / "tud"
+    assert main(["run", "--source", str(video), "--output", str(out), "--events", "--gallery",
+                 "--max-frames", "30"]) == 0
+    assert main(["index", str(out)]) == 0
+    return out, video

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import need_shared
 from tracking import search as search_mod
 from tracking.cli import main
 from tracking.index import SearchError, TrackletIndex
@@ -18,15 +17,9 @@ FRAMES = 30
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """TUD-Campus, first frames, tracked with --events and indexed."""
-    video = need_shared("data", "video", "TUD-Campus", "TUD-Campus.mp4")
-    need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
-    out = tmp_path_factory.mktemp("run") / "tud"
-    assert main(["run", "--source", str(video), "--output", str(out), "--events",
-                 "--max-frames", str(FRAMES), "--no-video"]) == 0
-    assert main(["index", str(out)]) == 0
-    return out, video
+def run(tud_run):
+    """TUD-Campus, first FRAMES frames, tracked with --events and indexed (conftest)."""
+    return tud_run
 
 
 def frame_of(video, index: int) -> np.ndarray:
@@ -200,3 +193,44 @@ def test_a_site_run_is_indexed_by_its_identities_table():
     got = [(t.camera, t.global_id, t.first_frame, t.last_frame, t.thumb_frame, t.end_s)
            for t in tracklets_of("site", tracks_of(steps), table)]
     assert got == [("a", 7, 1, 2, 2, 0.2), ("a", 9, 3, 4, 4, 0.4), ("b", 7, 1, 4, 2, 0.4)]
+
+
+def test_a_live_run_is_searchable_while_it_goes_on(run, tmp_path):
+    """LiveIndex fed a real run's events and frames in the order a live run feeds them
+    (a step's events, then its frames): a reader opened before the first record sees the
+    records as they are added, and they are the records track index makes afterwards."""
+    from tracking.camera_run import Row
+    from tracking.events import Ids, TrackletUpdated, read_events
+    from tracking.identities import LocalIds
+    from tracking.index import LiveIndex
+    from tracking.sources import Frame, VideoFile
+
+    run_dir, video = run
+    offline = TrackletIndex(run_dir / "index.sqlite")
+    live = LiveIndex(tmp_path, offline.model)
+    reader = TrackletIndex(tmp_path / "index.sqlite")
+    frames, ids, service, seen = iter(VideoFile(str(video))), Ids(), LocalIds(), []
+    probe = offline.tracklets()[0][1].embedding[None]
+    for step in read_events(run_dir / "events.jsonl"):
+        for d in service.consume(step):
+            ids.apply(d)
+        live.consume(step, ids)
+        updates = [e for e in step if isinstance(e, TrackletUpdated)]
+        if updates:
+            (index,) = {u.frame for u in updates}  # one frame per step (one camera)
+            image = next(image for n, image in frames if n == index)
+            live.write("TUD-Campus", Frame(index, updates[0].time, image, 0.0),
+                       [Row(u.camera, u.frame, u.time, u.track_id, list(u.box), u.score)
+                        for u in updates], ids)
+        seen.append(len(reader.tracklets()))
+        people = len({t.global_id for _, t in reader.tracklets()})
+        assert len(search_mod.search([reader], probe, 3)) == min(3, people)  # not a stale graph
+    assert seen[-1] == len(offline.tracklets()) > 0 and seen == sorted(seen)
+    live.close(ids)
+
+    def records(index):
+        return sorted((t.track_id, t.global_id, t.first_frame, t.last_frame, t.thumb_frame,
+                       t.start_s, t.end_s, t.box, t.thumb, t.embedding.tobytes())
+                      for _, t in index.tracklets())
+
+    assert records(reader) == records(offline)

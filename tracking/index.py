@@ -7,7 +7,8 @@ made the embeddings) and, for several cameras, identities.json (which global id 
 of a local track has). Thumbnails are cut from the source videos, decoding only as far as
 the last frame needed.
 
-SQLite in WAL mode, so a live run may append (``TrackletIndex.add``) while others search.
+SQLite in WAL mode, so a live run appends (``LiveIndex``, as each track ends) while others
+search.
 The file records the model that made its vectors and refuses vectors of another: distances
 between two models' vectors mean nothing. ``track index`` writes a whole index under a
 temporary name and renames it when complete.
@@ -27,10 +28,11 @@ import cv2
 import numpy as np
 
 from reid.io import atomic_path, part_path
+from tracking.camera_run import Row
 from tracking.config import UsageError
-from tracking.events import TrackletEnded, TrackletEvent, TrackletUpdated, read_events
+from tracking.events import Ids, TrackletEnded, TrackletEvent, TrackletUpdated, read_events
 from tracking.sinks import crop
-from tracking.sources import SourceError, VideoFile, is_stream
+from tracking.sources import Frame, SourceError, VideoFile, is_stream
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,26 @@ class TrackletIndex:
             out.append((r[0], Tracklet(**values, box=box,  # type: ignore[arg-type]
                                        embedding=np.frombuffer(r[-1], "<f4"))))
         return out
+
+    def identities(self) -> list[dict]:
+        """One line per identity, in id order: how many tracklets, in which cameras, first
+        and last time seen, and a tracklet row with a thumbnail (None if none has one)."""
+        sql = ("SELECT global_id, COUNT(*), GROUP_CONCAT(DISTINCT camera), MIN(start_s), "
+               "MAX(end_s), MIN(CASE WHEN thumb IS NOT NULL THEN id END) FROM tracklets "
+               "GROUP BY global_id ORDER BY global_id")
+        return [{"identity": gid, "tracklets": n, "cameras": sorted(cams.split(",")),
+                 "start_s": first, "end_s": last, "thumb": row}
+                for gid, n, cams, first, last, row in self.db.execute(sql)]
+
+    def state(self) -> tuple[int, int, int]:
+        """Changes whenever the records do: the file (a rebuilt index is a new file), how
+        many rows and the last row id (rows are only appended)."""
+        count, last = self.db.execute("SELECT COUNT(*), MAX(id) FROM tracklets").fetchone()
+        return self.path.stat().st_ino, count, last or 0
+
+    def thumb(self, row: int) -> bytes | None:
+        found = self.db.execute("SELECT thumb FROM tracklets WHERE id = ?", (row,)).fetchone()
+        return found[0] if found else None
 
     def close(self) -> None:
         self.db.close()
@@ -277,3 +299,59 @@ def build_index(run: str | Path, out: str | Path | None = None) -> tuple[Path, i
         index.add(tracklets)
         index.close()  # the last connection folds the WAL file into the database
     return out, len(tracklets)
+
+
+# --- a live run's index, appended as it goes ---------------------------------------------
+
+
+class LiveIndex:
+    """RUN/index.sqlite of a live run, appended to as each track ends, so that it can be
+    searched while the run goes on. A sink (tracking.sinks) that also reads the tracklet
+    events: frames keep each stretch's best-scored box as its thumbnail (there is no file to
+    cut it from later), events give each track's updates and vector, and a track's end
+    adds its stretches, one per global id it had (the ids decided so far are final for a
+    live run). The records are those ``build_index`` would make from the same run."""
+
+    def __init__(self, folder: str | Path, model: dict):
+        path = Path(folder) / INDEX_NAME
+        for old in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            old.unlink(missing_ok=True)  # an earlier run's records are not this run's
+        self.index = TrackletIndex(path, model=model)
+        self.run = Path(folder).resolve().name
+        self.tracks: dict[tuple[str, int], TrackSeen] = {}
+        self.thumbs: dict[tuple[str, int, int], tuple[float, int, bytes | None]] = {}
+
+    def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
+        for r in rows:
+            gid = None if r.late else ids.get(camera, r.track_id, r.frame)
+            key = (camera, r.track_id, gid)
+            if gid is not None and r.score > self.thumbs.get(key, (-1.0,))[0]:
+                self.thumbs[key] = (r.score, r.frame, thumbnail(frame.image, r.box))
+
+    def consume(self, events: list[TrackletEvent], ids: Ids) -> None:
+        """Take a step's events (after the identity service's decisions are applied)."""
+        for e in events:
+            seen = self.tracks.setdefault((e.camera, e.track_id), TrackSeen([]))
+            if isinstance(e, TrackletUpdated):
+                seen.updates.append(e)
+            if getattr(e, "embedding", None) is not None:
+                seen.embedding = e.embedding
+            if isinstance(e, TrackletEnded):
+                self._add((e.camera, e.track_id), self.tracks.pop((e.camera, e.track_id)), ids)
+
+    def _add(self, key: tuple[str, int], seen: TrackSeen, ids: Ids) -> None:
+        table: dict[int, dict] = {}
+        for u in seen.updates:
+            gid = ids.get(*key, u.frame)
+            if gid is not None:
+                row = table.setdefault(gid, {"global_id": gid, "camera": key[0],
+                                             "local_id": key[1], "first_s": u.time})
+                row["last_s"] = u.time
+        found = tracklets_of(self.run, {key: seen}, list(table.values()))
+        for t in found:
+            _, frame, thumb = self.thumbs.pop((*key, t.global_id), (0.0, -1, None))
+            t.thumb = thumb if frame == t.thumb_frame else None
+        self.index.add(found)
+
+    def close(self, ids: Ids) -> None:
+        self.index.close()

@@ -29,6 +29,7 @@ from tracking.config import Settings
 from tracking.detector import Detector
 from tracking.events import EventsFile, Ids, TrackletEvent
 from tracking.identities import identity_service
+from tracking.index import LiveIndex
 from tracking.multicam import Camera, IdentityConfig
 from tracking.sinks import (
     AnnotatedVideo,
@@ -156,6 +157,10 @@ class SiteRun:
         self.events_file = EventsFile(self.out / "events.jsonl") if outputs.events else None
         if outputs.events:
             write_json_atomic(self.out / "run.json", run_manifest(cameras, embedder, self.live))
+        model = getattr(embedder, "model", None)  # a live run is searchable while it goes on
+        self.live_index = LiveIndex(self.out, model) if outputs.events and self.live and model \
+            else None
+        self.sinks += [self.live_index] if self.live_index else []
         self.stats = RunStats(live=self.live)
 
     def _open(self, cameras: list[Camera], config: SourceConfig) -> dict:
@@ -255,6 +260,8 @@ class SiteRun:
             self.events_file.write(events)
         for d in self.service.consume(events):
             self.ids.apply(d)
+        if self.live_index:
+            self.live_index.consume(events, self.ids)
 
     def _write(self, camera: str, frame: Frame, rows: list[Row]) -> None:
         for sink in self.sinks:

@@ -1,10 +1,11 @@
-"""``track index`` and ``track search``, kept out of tracking/cli.py's way: it only asks
-``add_parsers`` for the two subcommands and their handlers. Heavy imports wait until a
+"""``track index``, ``track search`` and ``track serve``, kept out of tracking/cli.py's way: it
+only asks ``add_parsers`` for the subcommands and their handlers. Heavy imports wait until a
 command runs.
 
     track index runs/terrace
     track search --index runs/terrace runs/hall --photo person.jpg --top 10 --json hits.json
     track search --index runs/terrace --identity 7
+    track serve runs/terrace runs/hall --port 8080
 """
 
 from __future__ import annotations
@@ -35,7 +36,19 @@ def add_parsers(sub) -> dict[str, Callable[[argparse.Namespace], int]]:
                    help="query model (default: the shipped one); must be the index's")
     s.add_argument("--detector", default=None, metavar="WEIGHTS",
                    help="YOLO weights for a frame (default: the config's detector.weights)")
-    return {"index": cmd_index, "search": cmd_search}
+    w = sub.add_parser("serve", help="a local web page over indexed runs: identities, "
+                       "timelines, videos and search by photo")
+    w.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) with an index.sqlite")
+    w.add_argument("--port", type=int, default=8080)
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: "
+                   "this machine only); any other needs --token")
+    w.add_argument("--token", default=None, help="a secret every request must carry (open "
+                   "the page as /?token=TOKEN)")
+    w.add_argument("--reid-weights", default=None, metavar="CHECKPOINT",
+                   help="query model (default: the shipped one); must be the index's")
+    w.add_argument("--detector", default=None, metavar="WEIGHTS",
+                   help="YOLO weights for uploaded frames (default: the config's)")
+    return {"index": cmd_index, "search": cmd_search, "serve": cmd_serve}
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -49,7 +62,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from reid.io import write_bytes_atomic, write_json_atomic
-    from tracking.search import open_indexes, results_sheet, search
+    from tracking.search import identity_tracklets, open_indexes, results_sheet, search, timeline
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -60,9 +73,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     print_hits(hits)
     sheet = Path(args.json).with_suffix(".png") if args.json else Path("search_results.png")
     write_bytes_atomic(sheet, png(results_sheet(crop, hits)))
+    when = sheet.with_name(f"{sheet.stem}_timeline.png")
+    write_bytes_atomic(when, png(timeline([(h.identity, identity_tracklets(indexes[h.index],
+                                                                           h.identity))
+                                           for h in hits])))
     if args.json:
         write_json_atomic(args.json, {"hits": [h.to_json() for h in hits]})
-    print(f"results sheet: {sheet.resolve()}" + (f"; hits: {args.json}" if args.json else ""))
+    print(f"results sheet: {sheet.resolve()}; timeline: {when.name} beside it"
+          + (f"; hits: {args.json}" if args.json else ""))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tracking.serve import serve
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a port number (1-65535)")
+    serve(args.runs, args.host, args.port, args.token, args.reid_weights, args.detector)
     return 0
 
 
