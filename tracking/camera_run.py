@@ -102,11 +102,13 @@ class CameraRun:
         """The mean direction of the clean crops memorised since the track's last look,
         once ``look_every_s`` has passed since it (0: never)."""
         count, since = self._looked.get(t.track_id, (0, -np.inf))
-        new = min(t.memorised - count, len(t.memory))
-        if not self.look_every_s or new <= 0 or time - since < self.look_every_s:
+        if not self.look_every_s or time - since < self.look_every_s:
+            return None, 0
+        crops = t.crops_since(count)
+        if not len(crops):
             return None, 0
         self._looked[t.track_id] = (t.memorised, time)
-        return mean_direction(np.stack(list(t.memory)[-new:])), new
+        return mean_direction(crops), len(crops)
 
     def _ended(self, tracks: list[Track], time: float) -> list[TrackletEvent]:
         for t in tracks:

@@ -105,6 +105,13 @@ class Track:
         return mean_direction(np.stack(self.memory))
 
 
+    def crops_since(self, memorised: int) -> np.ndarray:
+        """Embeddings of the crops memorised after the first ``memorised`` (those memory
+        still holds), for looks reported as a track goes on."""
+        new = min(self.memorised - memorised, len(self.memory))
+        return np.stack(list(self.memory)[-new:]) if new > 0 else np.empty((0, 0))
+
+
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> N x D unit rows
 
 
