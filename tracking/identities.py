@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from itertools import groupby
 from typing import Protocol
 
@@ -86,9 +85,7 @@ class OnlineIdentities:
     last seen (the frames it missed included)."""
 
     def __init__(self, config: IdentityConfig | None = None):
-        # a track still going on overlaps more than it has so far: no tolerance (overlap_s)
-        # until tracklets are whole, in the offline pass
-        self.matcher = GlobalIdentities(replace(config or IdentityConfig(), overlap_s=0.0))
+        self.matcher = GlobalIdentities(config)
         self.tracklets: dict[tuple[str, int], Tracklet] = {}  # open or identified
         self.ids: dict[tuple[str, int], int] = {}            # identified tracks
         self.last_seen: dict[tuple[str, int], int] = {}      # open tracks: frame

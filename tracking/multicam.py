@@ -128,9 +128,6 @@ class IdentityConfig:
     ground_samples: int = 2           # common time bins needed to compare positions
     ground_speed: float | None = None  # walking speed (ground units/s) for continuations
     ground_gap_s: float = 2.0         # longest gap a continuation by position may bridge
-    overlap_s: float = 0.3            # offline: whole tracklets seen together for less are
-    #                                   not "at the same time" (a cut piece's edge, a tracker's
-    #                                   handover are that vague)
     partner_run_s: float = 0.5        # offline: a track is cut where its partner in an
     #                                   overlapping view changes, each held this long
     horizon_s: float | None = 3600.0  # online: people not seen for this long are forgotten
@@ -149,7 +146,7 @@ def evidence(u: Tracklet, t: Tracklet, cfg: IdentityConfig) -> float | None:
     distance over the allowed one (<= 1) when position links them, else None."""
     if u.start is None or t.start is None:
         return None
-    if min(u.end, t.end) - max(u.start, t.start) >= cfg.overlap_s:  # seen at the same time
+    if u.start <= t.end and t.start <= u.end:  # seen at the same time
         if u.camera == t.camera or frozenset((u.camera, t.camera)) not in cfg.overlapping:
             return np.inf
         d = _same_time_distance(u, t, cfg)
@@ -365,4 +362,3 @@ def _partner_changes(by_bin: dict[int, int], run: int, max_gap: int = 3) -> list
 
 def start_of(t: Tracklet) -> float:
     return t.start if t.start is not None else 0.0
-
