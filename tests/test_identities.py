@@ -20,7 +20,7 @@ from tracking.events import (
     to_json,
 )
 from tracking.identities import LocalIds, OfflineIdentities, OnlineIdentities, identity_service
-from tracking.multicam import Camera, IdentityConfig, Tracklet
+from tracking.multicam import Camera, IdentityConfig
 from tracking.replay import rows_of
 from tracking.sinks import IdentitiesFile, JsonlFile, MotFile
 from tracking.sources import Frame
@@ -264,19 +264,6 @@ def test_offline_pass_leaves_tracks_whole_when_nothing_changes():
     ids, final = run_offline(crossing(swap_in_a=False))
     assert all(d.from_frame == 0 for d in final)
     assert ids.get("a", 1, 31) == ids.get("b", 1, 11) != ids.get("a", 2, 31)
-
-
-def test_each_piece_of_a_cut_track_is_matched_by_how_it_looked():
-    """Three people in one track (two swaps): the middle piece is neither the first crops
-    nor the last; its own looks say who it is. A piece with too few crops falls back."""
-    looks = [(t / 2, RED if t < 4 else BLUE if t < 8 else GREEN, 3) for t in range(12)]
-    track = Tracklet("a", 1, 0.0, 5.9, GREEN, 60, opening=RED, looks=looks)
-    first, middle, last = track.split([20, 40], changed=0.3, min_crops=5)
-    assert [first.embedding @ RED, middle.embedding @ BLUE, last.embedding @ GREEN] == \
-        pytest.approx([1, 1, 1])
-    assert (first.first_look @ RED, middle.first_look @ BLUE) == pytest.approx((1, 1))
-    short = track.split([2], changed=0.3, min_crops=5)[0]  # 0-0.1 s: one look, 3 crops
-    assert short.embedding @ RED == pytest.approx(1)  # its first crops (opening)
 
 
 def test_identities_table_has_a_row_per_person_in_a_cut_track(tmp_path):

@@ -193,8 +193,6 @@ class OfflineIdentities:
                 self.frames.setdefault(key, []).append((e.time, e.frame))
                 if e.embedding is not None:
                     tl.opening = e.embedding
-                if e.look is not None:
-                    tl.looks.append((e.time, e.look, e.look_crops))
             elif isinstance(e, TrackletEnded) and key in self.tracklets:
                 self.tracklets[key].embedding = e.embedding
         return self.online.consume(events)

@@ -39,8 +39,6 @@ class Tracklet:
     frames: int = 1
     ground: dict = field(default_factory=dict)  # {time bin: (x, y)} on the ground plane
     opening: np.ndarray | None = None  # appearance of its first clean crops (offline)
-    looks: list = field(default_factory=list)  # offline: [(time, unit vector, crops)], see
-    #                                            tracking.events.TrackletUpdated.look
 
     @property
     def first_look(self) -> np.ndarray:
@@ -56,13 +54,13 @@ class Tracklet:
         if len(self.ground) > keep:
             del self.ground[next(iter(self.ground))]
 
-    def split(self, bins: list[int], changed: float, min_crops: int = 5) -> list[Tracklet]:
+    def split(self, bins: list[int], changed: float) -> list[Tracklet]:
         """Pieces of this tracklet cut at these time bins (ascending): each piece holds its
-        own stretch of positions, time and looks, and is matched by the looks reported
-        within it where they hold ``min_crops`` clean crops. A piece without them falls back
-        on the track's last crops (``embedding``), except the first, which starts with its
-        first crops (``opening``) and, where those differ from the last by more than the
-        cosine distance ``changed`` (the person inside changed), ends with them too."""
+        own stretch of positions and time. Only two looks are known, the first crops
+        (``opening``) and the last (``embedding``): the first piece starts with the one,
+        the others with the other, and all end with the last crops, except the first
+        where the two differ by more than the cosine distance ``changed`` (the person inside
+        changed: it ends as it began)."""
         if not bins:
             return [self]
         pieces = []
@@ -71,16 +69,10 @@ class Tracklet:
                       if (lo is None or k >= lo) and (hi is None or k < hi)}
             start = self.start if lo is None else lo * GROUND_BIN_S
             end = self.end if hi is None else max(start, (hi - 1) * GROUND_BIN_S)
-            looks = [x for x in self.looks if (lo is None or x[0] >= start)
-                     and (hi is None or x[0] < hi * GROUND_BIN_S)]
-            pieces.append(replace(self, start=start, end=end, ground=ground, opening=None,
-                                  looks=looks))
+            pieces.append(replace(self, start=start, end=end, ground=ground, opening=None))
         pieces[0].opening = self.opening
         if self.opening is not None and 1 - self.opening @ self.embedding > changed:
             pieces[0].embedding = self.opening
-        for p in pieces:
-            own = mean_look(p.looks, min_crops)
-            p.embedding = p.embedding if own is None else own
         return pieces
 
     def close(self) -> None:
@@ -89,15 +81,6 @@ class Tracklet:
         if self.ground:
             last = next(reversed(self.ground))
             self.ground = {last: self.ground[last]}
-
-
-def mean_look(looks: list[tuple[float, np.ndarray, int]], min_crops: int
-              ) -> np.ndarray | None:
-    """The mean direction of looks, each weighted by its crops; None under ``min_crops``."""
-    if sum(n for _, _, n in looks) < max(1, min_crops):
-        return None
-    total = sum(n * v for _, v, n in looks)
-    return total / np.linalg.norm(total)
 
 
 @dataclass
@@ -320,7 +303,7 @@ def cut_where_partners_change(tracklets: list[Tracklet], cfg: IdentityConfig
     pieces = []
     for t, by_camera in zip(tracklets, found):
         cuts = sorted({k for by_bin in by_camera.values() for k in _partner_changes(by_bin, run)})
-        pieces += t.split(cuts, cfg.max_distance, cfg.min_crops)
+        pieces += t.split(cuts, cfg.max_distance)
     return sorted(pieces, key=start_of)
 
 
