@@ -431,10 +431,13 @@ class BrokerIdentities:
 
     def _read(self, block_ms: int) -> None:
         got = self.link(self.r.xreadgroup, GROUP, "service", {self.keys.events: self.cursor},
-                        count=1000, block=None if self.cursor == "0" else block_ms)
+                        count=1000, block=None if self.cursor != ">" else block_ms)
         entries = got[0][1] if got else []
-        if self.cursor == "0" and not entries:
-            self.cursor = ">"
+        # Our pending history is read on from its last entry, then new entries (">"): reading
+        # it again from "0" would stall on entries a step still waits to join, never
+        # reaching the new frames it waits for.
+        if self.cursor != ">":
+            self.cursor = entries[-1][0] if entries else ">"
         for entry_id, fields in entries:
             if not fields:  # trimmed while pending
                 continue
