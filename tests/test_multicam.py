@@ -114,3 +114,13 @@ def test_two_real_cameras_end_to_end(tmp_path):
                           "--camera", f"a={c1}", "--output", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)
     assert dup.returncode == 2 and "used twice" in dup.stderr
+
+
+def test_forget_drops_old_tracklets_and_empty_identities_but_ids_keep_counting():
+    ids = GlobalIdentities(IdentityConfig(max_distance=0.3))
+    old, recent = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    ids.assign([Tracklet("a", 1, 0.0, 5.0, old), Tracklet("a", 2, 0.0, 50.0, recent)])
+    gone = ids.forget(before=10.0)
+    assert [t.track_id for t in gone] == [1]
+    assert [i.global_id for i in ids.identities] == [2]
+    assert ids.assign([Tracklet("b", 3, 60.0, 61.0, old)]) == [3]  # a new id, never 1 again

@@ -109,8 +109,8 @@ def to_json(e: TrackletEvent) -> dict:
     for name in VECTORS:
         if out.get(name) is not None:
             out[name] = base64.b64encode(np.asarray(out[name], "<f4").tobytes()).decode()
-    if not out.get("look_crops"):
-        out.pop("look", None), out.pop("look_crops", None)
+    if out.get("look_crops") == 0:  # most updates carry no look
+        del out["look"], out["look_crops"]
     return out
 
 

@@ -268,10 +268,9 @@ class GlobalIdentities:
         Returns the tracklets dropped."""
         gone: list[Tracklet] = []
         for ident in self.identities:
-            old = [t for t in ident.tracklets if t.end is not None and t.end < before]
-            if old:
-                ident.tracklets = [t for t in ident.tracklets if not any(t is o for o in old)]
-                gone += old
+            ended = [t.end is not None and t.end < before for t in ident.tracklets]
+            gone += [t for t, e in zip(ident.tracklets, ended) if e]
+            ident.tracklets = [t for t, e in zip(ident.tracklets, ended) if not e]
         if gone:
             self.identities = [i for i in self.identities if i.tracklets]
             self._banks = None
