@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from itertools import groupby
 from typing import Protocol
 
 import numpy as np
@@ -34,8 +33,8 @@ from tracking.multicam import (
     IdentityConfig,
     Tracklet,
     cut_where_partners_change,
-    start_of,
 )
+from tracking.offline import persons, piece_look
 
 
 def follow(tracklets: dict[tuple[str, int], Tracklet], e: TrackletUpdated,
@@ -172,17 +171,19 @@ class OnlineIdentities:
 class OfflineIdentities:
     """Several cameras, recorded: ids as ``OnlineIdentities`` gives them while the run goes
     on (for outputs written as frames go by), then one pass over the whole recording when it
-    ends: every tracklet, with its final appearance (all its clean crops, not the first few)
-    and its whole path on the ground plane, is cut where the person it stands with in an
-    overlapping view changes (tracking.multicam.cut_where_partners_change: a swap inside a
-    local track), and the pieces are matched in time order. The final decisions say from
-    which frame each piece holds."""
+    ends: every tracklet, with its whole path on the ground plane, is cut where the person
+    it stands with in an overlapping view changes (tracking.multicam.
+    cut_where_partners_change: a swap inside a local track), each piece is described by
+    the looks its track reported inside it, and the pieces are grouped into persons by one
+    clustering (tracking.offline). The final decisions say from which frame each piece
+    holds."""
 
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.online = OnlineIdentities(self.cfg)
         self.tracklets: dict[tuple[str, int], Tracklet] = {}
         self.frames: dict[tuple[str, int], list[tuple[float, int]]] = {}  # (time, frame)
+        self.looks: dict[tuple[str, int], list[tuple[float, np.ndarray, int]]] = {}
 
     def consume(self, events: Iterable[TrackletEvent]) -> list[Decision]:
         events = list(events)
@@ -193,19 +194,21 @@ class OfflineIdentities:
                 self.frames.setdefault(key, []).append((e.time, e.frame))
                 if e.embedding is not None:
                     tl.opening = e.embedding
+                if e.look is not None:
+                    self.looks.setdefault(key, []).append((e.time, e.look, e.look_crops))
             elif isinstance(e, TrackletEnded) and key in self.tracklets:
                 self.tracklets[key].embedding = e.embedding
         return self.online.consume(events)
 
     def finish(self) -> list[Decision]:
         done = [t for t in self.tracklets.values() if t.embedding is not None]
-        matcher = GlobalIdentities(self.cfg)
-        decisions = []
-        for _, group in groupby(cut_where_partners_change(done, self.cfg), key=start_of):
-            group = list(group)
-            decisions += [Decision(p.camera, p.track_id, gid, self.first_frame(p))
-                          for p, gid in zip(group, matcher.assign(group))]
-        return decisions
+        pieces = cut_where_partners_change(done, self.cfg)
+        window = self.cfg.look_every_s
+        looks = [piece_look(p, self.looks.get((p.camera, p.track_id), []), window)
+                 for p in pieces]
+        labels = persons(pieces, np.stack(looks) if looks else np.empty((0, 0)), self.cfg)
+        return [Decision(p.camera, p.track_id, k + 1, self.first_frame(p))
+                for p, k in zip(pieces, labels)]
 
     def first_frame(self, piece: Tracklet) -> int:
         """The first frame of a piece's track at or after the piece starts (0: from the

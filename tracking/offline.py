@@ -1,0 +1,141 @@
+"""The offline identity pass: once a recording is tracked, every piece of every track gets
+its person from one clustering over the whole recording, not first come, first served
+(a greedy pass in time order lets one early mistake decide many later matches).
+
+Pieces are tracks cut where the person inside changes (tracking.multicam.
+cut_where_partners_change), each described by the looks its track reported inside it.
+Every piece starts as its own person; the cheapest two persons are merged, again and again,
+while the cost stays under ``identity.max_distance``:
+
+- two persons that would put someone in two places at once (tracking.multicam.evidence)
+  are never merged;
+- pieces seen at the same time in overlapping views standing within half the ground gate
+  are one person seen twice: those merge first, closest first;
+- otherwise the cost is the smaller of (a) the cheapest position link between their
+  pieces, a pair seen together in overlapping views or one continuing where the other
+  ended, costing its appearance distance plus ``POSITION_WEIGHT`` times its ground ratio,
+  and (b) the mean appearance distance over all their pairs of pieces (average linkage:
+  one lucky close pair does not merge two crowds). A camera change moves one person's
+  looks apart, so cross-camera distances are first lowered by how much further apart
+  the recording's cross-camera pairs are than its same-camera ones (median against
+  median, per pair of cameras): camera-aware normalisation measured on the recording.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+
+from tracking.multicam import IdentityConfig, Tracklet, evidence, start_of
+
+SURE_RATIO = 0.5       # seen at once, this share of the ground gate apart: one person
+POSITION_WEIGHT = 0.2  # cost of a position link per unit of ground ratio
+
+
+def piece_look(piece: Tracklet, looks: Sequence[tuple[float, np.ndarray, int]],
+               window_s: float) -> np.ndarray:
+    """How a piece looked: the crop-weighted mean of the looks its track reported inside
+    it (each look covers about ``window_s`` before its time, so the window must mostly lie
+    in the piece), else the track's own look (a short piece with no report)."""
+    inside = [(v, n) for t, v, n in looks
+              if piece.start + window_s / 2 <= t <= piece.end + 1e-3]
+    if not inside:
+        return piece.first_look
+    mean = sum(n * v for v, n in inside)
+    return mean / np.linalg.norm(mean)
+
+
+def persons(pieces: Sequence[Tracklet], looks: np.ndarray, cfg: IdentityConfig) -> list[int]:
+    """Person index (0, 1, ...) of each piece, numbered in order of first appearance;
+    ``looks`` holds one unit vector per piece."""
+    if not pieces:
+        return []
+    dist = 1 - looks @ looks.T
+    conflict, link = _pairs(pieces, dist, cfg)
+    groups = _agglomerate(conflict, link, camera_aware(dist, [p.camera for p in pieces]),
+                          cfg.max_distance)
+    label = np.empty(len(pieces), int)
+    for k, group in enumerate(sorted(groups, key=lambda g: min(start_of(pieces[i]) for i in g))):
+        label[group] = k
+    return label.tolist()
+
+
+def camera_aware(dist: np.ndarray, cameras: Sequence[str]) -> np.ndarray:
+    """Appearance distances with each pair of cameras' shift taken off: the median
+    distance between their pieces minus the mean of the medians within each (a shift,
+    never a raise)."""
+    cams = np.array(cameras)
+    upper = np.triu(np.ones(dist.shape, bool), 1)
+    within = {c: _median(dist, np.outer(cams == c, cams == c) & upper) for c in set(cameras)}
+    out = dist.copy()
+    for a, b in combinations(sorted(within), 2):
+        inside = [m for m in (within[a], within[b]) if m is not None]
+        if not inside:
+            continue
+        block = np.outer(cams == a, cams == b)
+        block |= block.T
+        out[block] -= max(0.0, _median(dist, block) - float(np.mean(inside)))
+    return out
+
+
+def _median(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(np.median(values[mask])) if mask.any() else None
+
+
+def _pairs(pieces: Sequence[Tracklet], dist: np.ndarray, cfg: IdentityConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Which pairs cannot be one person, and the cost of each position link (inf: none;
+    below 0: sure, seen at once standing together). Only pairs close enough in time for
+    time and place to say anything are looked at."""
+    n = len(pieces)
+    conflict, link = np.zeros((n, n), bool), np.full((n, n), np.inf)
+    reach = max([cfg.ground_gap_s, *(w[1] for w in cfg.transit.values())])
+    timed = sorted((i for i in range(n) if pieces[i].start is not None),
+                   key=lambda i: pieces[i].start)
+    for k, i in enumerate(timed):
+        u = pieces[i]
+        for j in timed[k + 1:]:
+            t = pieces[j]
+            if t.start > u.end + reach:
+                break
+            e = evidence(u, t, cfg)
+            if e == np.inf:
+                conflict[i, j] = conflict[j, i] = True
+            elif e is not None:
+                sure = t.start <= u.end and e <= SURE_RATIO
+                link[i, j] = link[j, i] = e - 1 if sure else dist[i, j] + POSITION_WEIGHT * e
+    return conflict, link
+
+
+def _agglomerate(conflict: np.ndarray, link: np.ndarray, appearance: np.ndarray,
+                 max_cost: float) -> list[list[int]]:
+    """Merge the cheapest two groups while the cost is under ``max_cost`` (module
+    docstring). Sums, minima and cannot-links are carried along and each row keeps its
+    cheapest partner, so a merge updates one row and the rows that pointed at it."""
+    n = len(conflict)
+    members, size, alive = [[i] for i in range(n)], np.ones(n), np.ones(n, bool)
+    total, conflict, link = appearance.copy(), conflict.copy(), link.copy()
+    cost = np.where(conflict, np.inf, np.minimum(link, total))
+    np.fill_diagonal(cost, np.inf)
+    best, partner = cost.min(1), cost.argmin(1)
+    while True:
+        a = int(np.argmin(best))
+        b = int(partner[a])
+        if not best[a] <= max_cost:
+            break
+        members[a] += members[b]
+        size[a] += size[b]
+        for m in (total, link, conflict):
+            m[a] = np.minimum(m[a], m[b]) if m is link else m[a] + m[b]
+            m[:, a] = m[a]
+        alive[b] = False
+        cost[b], cost[:, b], best[b] = np.inf, np.inf, np.inf
+        mean = total[a] / (size[a] * size)
+        cost[a] = np.where(conflict[a] | ~alive, np.inf, np.minimum(link[a], mean))
+        cost[a, a] = np.inf
+        cost[:, a] = cost[a]
+        for c in np.flatnonzero(alive & ((partner == a) | (partner == b) | (cost[:, a] < best))):
+            best[c], partner[c] = cost[c].min(), cost[c].argmin()
+    return [members[i] for i in np.flatnonzero(alive)]
