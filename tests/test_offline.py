@@ -74,3 +74,17 @@ def test_a_piece_looks_like_the_looks_reported_inside_it():
     looks = [(1.5, RED, 9), (3.0, GREEN, 3), (4.0, GREEN, 3), (6.0, RED, 9)]
     assert np.allclose(piece_look(p, looks, 1.0), GREEN)
     assert np.allclose(piece_look(p, [(1.5, RED, 9)], 1.0), BLUE)  # none inside: its own
+
+
+def test_the_only_way_on_is_followed_by_position_alone():
+    """Someone turns round (another look) where nobody else is: still one person."""
+    labels = grouped([piece("a", 1, 0, 2, RED, (0, 0)), piece("a", 2, 2.3, 4, GREEN, (0.2, 0))])
+    assert labels == [0, 0]
+
+
+def test_where_two_people_cross_the_looks_decide_who_goes_on():
+    """Two tracks end at one spot and two begin there: position cannot tell who is who."""
+    ended = [piece("a", 1, 0, 2, RED, (0, 0)), piece("a", 2, 0, 2, GREEN, (0.1, 0))]
+    began = [piece("a", 3, 2.3, 4, GREEN, (0.05, 0)), piece("a", 4, 2.3, 4, RED, (0.1, 0))]
+    labels = grouped(ended + began)
+    assert labels[0] == labels[3] != labels[1] == labels[2]

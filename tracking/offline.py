@@ -12,10 +12,14 @@ while the cost stays under ``identity.max_distance``:
 - pieces seen at the same time in overlapping views standing within half the ground gate
   are one person seen twice: those merge first, closest first;
 - otherwise the cost is the smaller of (a) the cheapest position link between their
-  pieces, a pair seen together in overlapping views or one continuing where the other
-  ended, costing its appearance distance plus ``POSITION_WEIGHT`` times its ground ratio,
-  and (b) the mean appearance distance over all their pairs of pieces (average linkage:
-  one lucky close pair does not merge two crowds). A camera change moves one person's
+  pieces: a piece that is the only one to go on where another, the only one to end
+  there, ended costs what it costs online (the smaller of its appearance distance and
+  its ground ratio scaled to ``max_distance``); a pair seen together in overlapping views
+  at more than half the gate, or a continuation where several people end or begin (a
+  crossing), costs its appearance distance plus ``POSITION_WEIGHT`` times its ground
+  ratio, since position alone cannot tell those people apart; and (b) the mean
+  appearance distance over all their pairs of pieces (average linkage: one lucky close
+  pair does not merge two crowds). A camera change moves one person's
   looks apart, so cross-camera distances are first lowered by how much further apart
   the recording's cross-camera pairs are than its same-camera ones (median against
   median, per pair of cameras): camera-aware normalisation measured on the recording.
@@ -23,7 +27,8 @@ while the cost stays under ``identity.max_distance``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from itertools import combinations
 
 import numpy as np
@@ -91,22 +96,38 @@ def _pairs(pieces: Sequence[Tracklet], dist: np.ndarray, cfg: IdentityConfig
     time and place to say anything are looked at."""
     n = len(pieces)
     conflict, link = np.zeros((n, n), bool), np.full((n, n), np.inf)
+    goes_on: list[tuple[int, int, float]] = []  # (piece, a piece continuing it, ratio)
+    for i, j, e in _evidence(pieces, cfg):
+        if e == np.inf:
+            conflict[i, j] = conflict[j, i] = True
+        elif pieces[j].start > pieces[i].end:
+            goes_on.append((i, j, e))
+        else:
+            link[i, j] = link[j, i] = e - 1 if e <= SURE_RATIO else dist[i, j] + POSITION_WEIGHT * e
+    ways_on = Counter(i for i, _, _ in goes_on)
+    ways_in = Counter(j for _, j, _ in goes_on)
+    for i, j, e in goes_on:
+        if ways_on[i] == ways_in[j] == 1:  # the only way on: position alone, as online
+            link[i, j] = link[j, i] = min(dist[i, j], e * cfg.max_distance)
+        else:  # where several people end or begin (a crossing) the looks must agree too
+            link[i, j] = link[j, i] = dist[i, j] + POSITION_WEIGHT * e
+    return conflict, link
+
+
+def _evidence(pieces: Sequence[Tracklet], cfg: IdentityConfig
+              ) -> Iterator[tuple[int, int, float]]:
+    """(i, j, what time and place say) for pieces i and j (j starting no earlier) close
+    enough in time for it to be anything (tracking.multicam.evidence)."""
     reach = max([cfg.ground_gap_s, *(w[1] for w in cfg.transit.values())])
-    timed = sorted((i for i in range(n) if pieces[i].start is not None),
+    timed = sorted((i for i in range(len(pieces)) if pieces[i].start is not None),
                    key=lambda i: pieces[i].start)
     for k, i in enumerate(timed):
-        u = pieces[i]
         for j in timed[k + 1:]:
-            t = pieces[j]
-            if t.start > u.end + reach:
+            if pieces[j].start > pieces[i].end + reach:
                 break
-            e = evidence(u, t, cfg)
-            if e == np.inf:
-                conflict[i, j] = conflict[j, i] = True
-            elif e is not None:
-                sure = t.start <= u.end and e <= SURE_RATIO
-                link[i, j] = link[j, i] = e - 1 if sure else dist[i, j] + POSITION_WEIGHT * e
-    return conflict, link
+            e = evidence(pieces[i], pieces[j], cfg)
+            if e is not None:
+                yield i, j, e
 
 
 def _agglomerate(conflict: np.ndarray, link: np.ndarray, appearance: np.ndarray,
