@@ -8,13 +8,16 @@ From a run's tracklet events (track run --events) and per-camera ground truth, s
 multi-camera IDF1 the run's tracks would get if every track, or every piece of the offline
 pass's cuts, were given its true person (the one it covers most on the annotated frames):
 the ceiling of the matching step for uncut and for cut tracks. Also counts the annotated
-boxes a track (or piece) holds that belong to another person than its own.
+boxes a track (or piece) holds that belong to another person than its own. Then the
+offline pass's own decisions: their multi-camera IDF1, how many of its persons hold one
+person's boxes only, and over how many persons each true person is spread.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -84,6 +87,28 @@ def score(rows: list, ids: Ids, gt_root: Path) -> dict:
         return evaluate_multi_camera(tmp, gt_root)
 
 
+def what_the_pass_found(service: OfflineIdentities, truth: dict, rows: list,
+                        gt_root: Path) -> dict:
+    """The pass's persons against the truth of the annotated boxes."""
+    ids, start = Ids(), time.perf_counter()
+    for d in service.finish():
+        ids.apply(d)
+    seconds = time.perf_counter() - start
+    held = defaultdict(Counter)  # person found -> true person -> boxes
+    for (camera, frame, track), true in truth.items():
+        found = ids.get(camera, track, frame)
+        if found is not None:  # a track never identified (too few clean crops)
+            held[found][true] += 1
+    spread = Counter(true for count in held.values() for true in count)
+    return {"persons": len(held), "people": len(spread),
+            "pure_persons": sum(len(count) == 1 for count in held.values()),
+            "boxes_on_another_person": sum(sum(c.values()) - max(c.values())
+                                           for c in held.values()),
+            "persons_per_person": dict(sorted(spread.items())),
+            "multi_camera_IDF1": round(score(rows, ids, gt_root)["IDF1"], 1),
+            "seconds": round(seconds, 2)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", required=True)
@@ -108,6 +133,12 @@ def main() -> int:
                          round(mc["IDF1"], 1)}
         print(f"{name:18s} {len(pieces):4d} pieces, {wrong} of {len(truth)} matched boxes on "
               f"another person; matched right: multi-camera IDF1 {mc['IDF1']:.1f}")
+    results["offline pass"] = found = what_the_pass_found(service, truth, rows, gt_root)
+    print(f"offline pass       {found['persons']} persons for {found['people']} people, "
+          f"{found['pure_persons']} of them pure, {found['boxes_on_another_person']} boxes "
+          f"on another person than their person's; people spread over "
+          f"{found['persons_per_person']} persons; multi-camera IDF1 "
+          f"{found['multi_camera_IDF1']}, in {found['seconds']} s")
     write_results(args.out, results)
     return 0
 
