@@ -2,8 +2,12 @@
 re-ID model, indexed, and searched with a crop cut from the same video."""
 
 import json
+import logging
 import shutil
 import sqlite3
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -234,3 +238,157 @@ def test_a_live_run_is_searchable_while_it_goes_on(run, tmp_path):
                       for _, t in index.tracklets())
 
     assert records(reader) == records(offline)
+
+
+def add_synthetic(folder, model: dict, first: int, n: int) -> np.ndarray:
+    """Append n tracklets (three per identity) with random unit vectors to folder's index."""
+    from tracking.index import Tracklet
+
+    rng = np.random.default_rng(first)
+    vecs = rng.normal(size=(n, int(model["embedding_dim"]))).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = TrackletIndex(folder / "index.sqlite", model=model)
+    index.add(Tracklet("synthetic", "cam", i, i // 3 + 1, float(i), i + 1.0, i, i, i,
+                       (0, 0, 1, 1), None, vecs[i - first]) for i in range(first, first + n))
+    index.close()
+    return vecs
+
+
+def graph_rows(folder) -> int:
+    return json.loads((folder / "index.hnsw").read_bytes().split(b"\n")[0])["rows"]
+
+
+def test_the_graph_is_saved_and_reused_until_the_index_changes(run, tmp_path, monkeypatch,
+                                                               caplog, capsys):
+    """Above EXACT_MAX the graph is kept in RUN/index.hnsw: the next process reads it
+    instead of building it, rows a live run appended are added to it, and a damaged or
+    foreign graph file is rebuilt (damaged: with a one-line warning), never a traceback."""
+    monkeypatch.setattr(search_mod, "EXACT_MAX", 100)
+    caplog.set_level(logging.INFO, logger="tracking.search")
+    model = TrackletIndex(run[0] / "index.sqlite").model
+    add_synthetic(tmp_path, model, 0, 300)
+    graph = tmp_path / "index.hnsw"
+    rc, first = search(tmp_path, "--index", str(tmp_path), "--identity", "5")
+    assert rc == 0 and first and graph_rows(tmp_path) == 300
+    stamp = graph.stat().st_mtime_ns
+
+    def again() -> list[int]:
+        search_mod._KEPT.clear()  # as a new process starts
+        caplog.clear()
+        rc, hits = search(tmp_path, "--index", str(tmp_path), "--identity", "5")
+        assert rc == 0 and "Traceback" not in capsys.readouterr().err
+        return [h["identity"] for h in hits]
+
+    def exact() -> list[int]:
+        with monkeypatch.context() as m:
+            m.setattr(search_mod, "EXACT_MAX", 10**9)
+            return again()
+
+    assert again() == [h["identity"] for h in first] == exact()
+    assert graph.stat().st_mtime_ns == stamp and "building" not in caplog.text
+
+    newer = add_synthetic(tmp_path, model, 300, 60)  # a live run appends
+    want = exact()
+    assert again() == want and graph_rows(tmp_path) == 360 and "building" not in caplog.text
+    index = TrackletIndex(tmp_path / "index.sqlite")
+    (hit,) = search_mod.search([index], newer[-1][None], 1)
+    assert hit.identity == 359 // 3 + 1 and hit.distance < 1e-4
+    index.close()
+
+    whole = graph.read_bytes()
+    graph.write_bytes(whole[:len(whole) // 2])  # cut short
+    assert again() == want and graph_rows(tmp_path) == 360
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "damaged" in warned[0].getMessage()
+    assert "\n" not in warned[0].getMessage()
+    graph.write_bytes(b"\x00garbage" * 100)
+    assert again() == want and "damaged" in caplog.text
+
+    db = sqlite3.connect(tmp_path / "index.sqlite")  # the index is another file now
+    with db:
+        db.execute("UPDATE meta SET value = 'another' WHERE key = 'uid'")
+    db.close()
+    assert again() == want and "building" in caplog.text
+    assert json.loads(graph.read_bytes().split(b"\n")[0])["index"] == "another"
+
+
+def test_a_live_stream_run_is_searchable_while_it_runs(tmp_path, capsys):
+    """track run on a real RTSP stream (GStreamer's server, tests/test_rtsp.py) with
+    --events, as its own process: while it still runs, its index already holds the tracks
+    that ended and track search finds them (by identity, and by the thumbnail cut from the
+    live frame); when it stops, the index holds a record for every track that ended with a
+    vector, the same records track index makes from the run's events."""
+    from tests.conftest import ROOT, need_shared
+    from tests.test_rtsp import PACKAGES, Server, free_port, gstreamer_missing
+    from tracking.events import read_events
+    from tracking.index import build_index, tracks_of
+
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(f"{reason}: apt-get install {PACKAGES}")
+    clip = need_shared("data", "video", "EPFL-terrace1", "terrace1-c1.mp4")
+    need_shared("weights", "detector", "yolov8n_coco_reconstructed.pt")
+    stream = Server(free_port(), "hall", clip)
+    out, log_file = tmp_path / "live", open(tmp_path / "run.log", "w")
+    run = subprocess.Popen([sys.executable, "-m", "tracking.cli", "run", "--source", stream.url,
+                            "--output", str(out), "--events", "--no-video", "--duration", "40",
+                            "tracker.max_lost_s=1", "reid.device=cpu"],
+                           cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline:
+            if (out / "index.sqlite").is_file() and indexed_ids(out):
+                break
+            time.sleep(0.5)
+        assert run.poll() is None, "no track ended while the run went on"
+        someone = min(indexed_ids(out))
+        index = TrackletIndex(out / "index.sqlite")
+        thumb = next(t.thumb for _, t in index.tracklets("global_id = ?", (someone,)))
+        index.close()
+        (tmp_path / "thumb.png").write_bytes(thumb)
+        rc, hits = search(tmp_path, "--index", str(out), "--photo", str(tmp_path / "thumb.png"))
+        assert rc == 0 and hits[0]["identity"] == someone
+        assert run.poll() is None, "the search should have run while the stream was live"
+        rc, _ = search(tmp_path, "--index", str(out), "--identity", str(someone))
+        assert rc == 0
+        assert run.wait(timeout=120) == 0, (tmp_path / "run.log").read_text()[-2000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        stream.kill()
+        log_file.close()
+    index = TrackletIndex(out / "index.sqlite")
+    live = {(t.camera, t.track_id, t.global_id, t.first_frame, t.last_frame,
+             t.embedding.tobytes()) for _, t in index.tracklets()}
+    index.close()
+    ended = {key for key, seen in tracks_of(list(read_events(out / "events.jsonl"))).items()
+             if seen.embedding is not None and seen.updates}
+    assert {(c, tid) for c, tid, *_ in live} == ended and len(ended) >= 2
+    build_index(out, tmp_path / "rebuilt.sqlite")  # no thumbnails: the stream is gone
+    rebuilt = TrackletIndex(tmp_path / "rebuilt.sqlite")
+    assert live == {(t.camera, t.track_id, t.global_id, t.first_frame, t.last_frame,
+                     t.embedding.tobytes()) for _, t in rebuilt.tracklets()}
+
+
+def test_a_replaced_index_is_not_read_through_the_old_ones_wal(tmp_path):
+    """A reader (a server) keeps the old index open, so rows appended to it stay in its
+    -wal file; the new file that takes its name must not show them."""
+    from tracking.index import Tracklet, write_index
+
+    path, model = tmp_path / "index.sqlite", {"sha256": "m", "embedding_dim": 4}
+
+    def tracklet(n: int) -> Tracklet:
+        return Tracklet("r", "c", n, n, 0.0, 1.0, 1, 1, 1, (0, 0, 1, 1), None,
+                        np.full(4, 0.5, np.float32))
+
+    write_index(path, model, [tracklet(1)])
+    reader = TrackletIndex(path)
+    writer = TrackletIndex(path, model=model)
+    writer.add([tracklet(2)])
+    writer.close()
+    assert (tmp_path / "index.sqlite-wal").stat().st_size > 0
+    write_index(path, model, [tracklet(5)])
+    fresh = TrackletIndex(path)
+    assert [t.track_id for _, t in fresh.tracklets()] == [5] and fresh.uid != reader.uid
+    assert [t.track_id for _, t in reader.tracklets()] == [1, 2]  # the old file, whole
