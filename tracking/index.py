@@ -161,11 +161,14 @@ class TrackletIndex:
         """One line per identity, in id order: how many tracklets, in which cameras, first
         and last time seen, and a tracklet row with a thumbnail (None if none has one)."""
         sql = ("SELECT global_id, COUNT(*), GROUP_CONCAT(DISTINCT camera), MIN(start_s), "
-               "MAX(end_s), MIN(CASE WHEN thumb IS NOT NULL THEN id END) FROM tracklets "
-               "GROUP BY global_id ORDER BY global_id")
+               "MAX(end_s) FROM tracklets GROUP BY global_id ORDER BY global_id")
+        # apart, and in WHERE: there SQLite tests NULL without reading each thumbnail's
+        # pages (a CASE in the query above made it 15 times slower: 100 ms at 2,000 rows)
+        thumbs = dict(self.db.execute("SELECT global_id, MIN(id) FROM tracklets WHERE thumb "
+                                      "IS NOT NULL GROUP BY global_id"))
         return [{"identity": gid, "tracklets": n, "cameras": sorted(cams.split(",")),
-                 "start_s": first, "end_s": last, "thumb": row}
-                for gid, n, cams, first, last, row in self.db.execute(sql)]
+                 "start_s": first, "end_s": last, "thumb": thumbs.get(gid)}
+                for gid, n, cams, first, last in self.db.execute(sql)]
 
     def state(self) -> tuple[str, int, int]:
         """Changes whenever the records do: the file (a rebuilt index is a new file), how
