@@ -84,8 +84,12 @@ def test_a_crop_finds_its_own_track(run, tmp_path, capsys):
     assert hits[0]["camera"] == "TUD-Campus" and hits[0]["distance"] < hits[1]["distance"]
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
     assert len({h["identity"] for h in hits}) == len(hits)  # one hit per identity
+    assert all({"identity", "camera", "start_s", "end_s", "distance"} <= set(h) for h in hits)
     sheet = cv2.imread(str(tmp_path / "hits.png"))
     assert sheet.shape[1] > 96 * (len(hits) + 1)  # the query and every hit
+    lanes = sum(len(h["cameras"]) for h in hits)  # one per (identity, camera)
+    timeline = cv2.imread(str(tmp_path / "hits_timeline.png"))
+    assert timeline.shape[0] == search_mod.AXIS_H + search_mod.LANE_H * lanes + 4
     assert f"{track['id']:8d}  TUD-Campus" in capsys.readouterr().out
 
 
@@ -100,6 +104,13 @@ def test_a_whole_frame_searches_for_its_largest_person(run, tmp_path):
     rc, hits = search(tmp_path, "--index", str(run_dir), "--photo", str(tmp_path / "frame.png"),
                       "--top", "2")
     assert rc == 0 and len(hits) == 2 and hits[0]["identity"] == largest["id"]
+    other = max((t for t in tracks_at(run_dir, frame) if t["id"] in ids - {largest["id"]}),
+                key=lambda t: t["score"])
+    x1, y1, x2, y2 = other["box"]
+    box = f"{x1:.0f},{y1:.0f},{x2 - x1:.0f},{y2 - y1:.0f}"
+    rc, hits = search(tmp_path, "--index", str(run_dir), "--photo", str(tmp_path / "frame.png"),
+                      "--box", box)
+    assert rc == 0 and hits[0]["identity"] == other["id"]
 
 
 def test_an_identity_searches_for_others_like_it(run, tmp_path):
@@ -107,6 +118,19 @@ def test_an_identity_searches_for_others_like_it(run, tmp_path):
     some = min(indexed_ids(run_dir))
     rc, hits = search(tmp_path, "--index", str(run_dir), "--identity", str(some))
     assert rc == 0 and hits and some not in {h["identity"] for h in hits}
+
+
+def test_several_runs_are_searched_together(run, tmp_path):
+    """Another day's run (here a copy of the same one under another name): an identity of
+    the first run finds itself in the second, at distance 0, first."""
+    run_dir, _ = run
+    other = tmp_path / "next_day"
+    shutil.copytree(run_dir, other)
+    assert main(["index", str(other)]) == 0
+    some = min(indexed_ids(run_dir))
+    rc, hits = search(tmp_path, "--index", str(run_dir), str(other), "--identity", str(some))
+    assert rc == 0 and (hits[0]["run"], hits[0]["identity"]) == ("next_day", some)
+    assert hits[0]["distance"] < 1e-4 and {h["run"] for h in hits} == {"next_day", run_dir.name}
 
 
 def fails(capsys, *args) -> str:
@@ -126,6 +150,11 @@ def test_bad_photos_are_one_line_errors(run, tmp_path, capsys):
                                       str(tmp_path / "empty.png"))
     assert "x,y,w,h" in fails(capsys, "search", "--index", str(run_dir), "--photo",
                               str(tmp_path / "empty.png"), "--box", "1,2")
+    assert "outside" in fails(capsys, "search", "--index", str(run_dir), "--photo",
+                              str(tmp_path / "empty.png"), "--box", "900,900,50,100")
+    assert "--box marks" in fails(capsys, "search", "--index", str(run_dir), "--identity", "1",
+                                  "--box", "1,2,30,60")
+    assert "is not in" in fails(capsys, "search", "--index", str(run_dir), "--identity", "9999")
 
 
 def test_runs_without_finished_events_are_refused(run, tmp_path, capsys):

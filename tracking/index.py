@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS tracklets (
     id INTEGER PRIMARY KEY, run TEXT NOT NULL, camera TEXT NOT NULL, track_id INTEGER,
     global_id INTEGER, start_s REAL, end_s REAL, first_frame INTEGER, last_frame INTEGER,
     thumb_frame INTEGER, thumb BLOB, x1 REAL, y1 REAL, x2 REAL, y2 REAL, embedding BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS by_identity ON tracklets (run, global_id);
+CREATE INDEX IF NOT EXISTS by_global_id ON tracklets (global_id);
 """
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reid.io import atomic_path, part_path
+from reid.io import part_path, publish
 from tracking.index import (
     INDEX_NAME,
     SearchError,
@@ -199,13 +201,21 @@ def graph_header(index: TrackletIndex, rows: int) -> dict:
 
 def write_graph(path: Path, index: TrackletIndex, ids: np.ndarray, found: VectorSearch) -> None:
     """The file: a JSON header line, the row ids (int64), then faiss's own serialisation;
-    written under a temporary name and renamed, so readers see a whole file or none."""
+    written under a temporary name of its own (two searches may save at once) and renamed,
+    so readers see a whole file or none."""
     faiss = _faiss()
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(json.dumps(graph_header(index, len(ids))).encode() + b"\n")
-            f.write(np.asarray(ids, "<i8").tobytes())
-            faiss.write_index(found.index, faiss.PyCallbackIOWriter(f.write))
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".part", delete=False) as f:
+            try:
+                f.write(json.dumps(graph_header(index, len(ids))).encode() + b"\n")
+                f.write(np.asarray(ids, "<i8").tobytes())
+                faiss.write_index(found.index, faiss.PyCallbackIOWriter(f.write))
+                f.close()
+                shutil.copymode(index.path, f.name)  # readable by whoever reads the index
+                publish(f.name, path)
+            finally:
+                Path(f.name).unlink(missing_ok=True)
     except OSError as e:  # a read-only run folder: search on, without saving
         log.warning("cannot save the search graph %s (%s); it is rebuilt next time", path, e)
 
@@ -229,8 +239,9 @@ def read_graph(path: Path, index: TrackletIndex) -> tuple[np.ndarray | None,
                 ids[-1] > index.last_id():
             raise ValueError("it does not hold the rows its header names")
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
-        log.warning("search graph %s is damaged (%s); rebuilding it",
-                    path, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+        why = ("faiss cannot read it: cut short or corrupt" if isinstance(e, RuntimeError)
+               else " ".join(str(e).split())[:160] or type(e).__name__)  # one line
+        log.warning("search graph %s is damaged (%s); rebuilding it", path, why)
         return None, None
     return ids, VectorSearch(index=graph)
 
