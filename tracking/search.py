@@ -1,6 +1,10 @@
 """Find a person in indexed runs (tracking.index): a photo (a person crop, or a whole frame
 whose largest detected person is taken) or a known identity's vectors in, the closest
-identities out, ranked by cosine distance, with a results sheet to look at."""
+identities out, ranked by cosine distance, with a results sheet to look at.
+
+Each index is searched exactly below EXACT_MAX vectors, else through an HNSW graph that is
+saved beside it (RUN/index.hnsw) and read by the next search instead of being built again.
+"""
 
 from __future__ import annotations
 
