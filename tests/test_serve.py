@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import sqlite3
 import threading
 import time
 
@@ -277,3 +278,12 @@ def test_bad_starts_are_one_line_errors(tud_run, tmp_path, capsys):
     shutil.copy(run_dir / "index.sqlite", broken)
     (broken / "run.json").write_text("{\"cameras\": [")  # cut short
     assert "not a run manifest" in fails(capsys, broken)
+    other = tmp_path / "other_model"
+    shutil.copytree(run_dir, other)
+    db = sqlite3.connect(other / "index.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value = json_set(value, '$.sha256', 'another') "
+                   "WHERE key = 'model'")
+    db.close()
+    assert "different re-ID models" in fails(capsys, run_dir, other)
+    assert "query model is" in fails(capsys, other)

@@ -240,6 +240,7 @@ class PhotoSearch:
                                "or PNG photo of a person")
         indexes = [r.index() for r in self.runs]
         try:
+            check_query_model(indexes, self.extractor.identity)  # an index rebuilt since start
             with self.lock:
                 query = person_crop(image, parse_box(box) if box else None, self.detect,
                                     "the photo")
