@@ -2,9 +2,11 @@
 Chromium, driven by Selenium, looks at the page a person sees. Bad requests are sent over
 plain HTTP to the same server process, which must keep serving."""
 
+import contextlib
 import http.client
 import json
 import shutil
+import sqlite3
 import threading
 import time
 
@@ -177,22 +179,31 @@ def test_paths_outside_the_run_are_not_served(server):
     assert request(server, "GET", "/api/runs")[0] == 200
 
 
-def test_a_token_guards_every_request(tud_run):
-    """The app track serve runs, bound to another address than 127.0.0.1 (here 127.0.0.2)
-    with a token, served by uvicorn in a thread."""
+@contextlib.contextmanager
+def in_thread(folders, host: str = "127.0.0.1", token: str | None = None):
+    """The app track serve runs, served by uvicorn in a thread of this process: its
+    (host, port)."""
     import uvicorn
 
     from tracking.serve import PhotoSearch, make_app, open_runs
 
-    runs = open_runs([str(tud_run[0])])
-    app = make_app(runs, PhotoSearch(runs, None, None), token="s3cret")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.2", port=free_port(),
+    runs = open_runs([str(f) for f in folders])
+    app = make_app(runs, PhotoSearch(runs, None, None), token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=free_port(),
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert wait_until(lambda: server.started)
-    at = ("127.0.0.2", server.config.port)
     try:
+        yield host, server.config.port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_token_guards_every_request(tud_run):
+    """Bound to another address than 127.0.0.1 (here 127.0.0.2) with a token."""
+    with in_thread([tud_run[0]], "127.0.0.2", "s3cret") as at:
         for path in ("/", "/api/runs", "/runs/0/thumbs/1.png"):
             status, answer = request(at, "GET", path)
             assert status == 401 and "token" in answer["error"]
@@ -202,9 +213,50 @@ def test_a_token_guards_every_request(tud_run):
         status, _, cookie = request(at, "GET", "/?token=s3cret", cookie=True)
         assert status == 200 and cookie.startswith("mcreid_token=s3cret")
         assert request(at, "GET", "/api/runs", headers={"Cookie": cookie.split(";")[0]})[0] == 200
-    finally:
-        server.should_exit = True
-        thread.join(10)
+
+
+def fetch(at, path: str, **headers) -> tuple[int, dict, bytes]:
+    """GET: status, headers (lower-case names), body."""
+    conn = http.client.HTTPConnection(*at, timeout=60)
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+def test_answers_are_cached_until_the_index_changes(tud_run, tmp_path):
+    """Thumbnails are kept by the browser (their address names the index file), the rest
+    is revalidated (ETag): unchanged -> 304, rows appended by a live run or an index rebuilt
+    while the server runs -> the new records, and the old thumbnails' addresses gone."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tud_run[0], run_dir)
+    with in_thread([run_dir]) as at:
+        status, head, body = fetch(at, "/api/runs")
+        listed = json.loads(body)[0]["identities"]
+        assert status == 200 and "no-cache" in head["cache-control"]
+        assert fetch(at, "/api/runs", **{"If-None-Match": head["etag"]})[0] == 304
+        thumb = listed[0]["thumb"]
+        status, thead, png = fetch(at, thumb)
+        assert status == 200 and "immutable" in thead["cache-control"] and png[:4] == b"\x89PNG"
+        assert fetch(at, thumb, **{"If-None-Match": thead["etag"]})[0] == 304
+
+        index = TrackletIndex(run_dir / "index.sqlite")  # a live run appends a tracklet
+        (_, t), = index.tracklets("id = ?", (1,))
+        t.global_id = 999
+        with index.db:
+            index.add([t])
+        index.close()
+        status, head2, body = fetch(at, "/api/runs", **{"If-None-Match": head["etag"]})
+        assert status == 200 and head2["etag"] != head["etag"]
+        assert [p["identity"] for p in json.loads(body)[0]["identities"]][-1] == 999
+
+        assert main(["index", str(run_dir)]) == 0  # rebuilt: a new file
+        status, _, body = fetch(at, "/api/runs")
+        again = json.loads(body)[0]["identities"]
+        assert [p["identity"] for p in again] == [p["identity"] for p in listed]
+        assert again[0]["thumb"] != thumb and fetch(at, thumb)[0] == 404
+        assert fetch(at, again[0]["thumb"])[2] == png
 
 
 def fails(capsys, *args) -> str:
@@ -226,3 +278,12 @@ def test_bad_starts_are_one_line_errors(tud_run, tmp_path, capsys):
     shutil.copy(run_dir / "index.sqlite", broken)
     (broken / "run.json").write_text("{\"cameras\": [")  # cut short
     assert "not a run manifest" in fails(capsys, broken)
+    other = tmp_path / "other_model"
+    shutil.copytree(run_dir, other)
+    db = sqlite3.connect(other / "index.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value = json_set(value, '$.sha256', 'another') "
+                   "WHERE key = 'model'")
+    db.close()
+    assert "different re-ID models" in fails(capsys, run_dir, other)
+    assert "query model is" in fails(capsys, other)

@@ -1,10 +1,17 @@
 """Find a person in indexed runs (tracking.index): a photo (a person crop, or a whole frame
 whose largest detected person is taken) or a known identity's vectors in, the closest
-identities out, ranked by cosine distance, with a results sheet to look at."""
+identities out, ranked by cosine distance, with a results sheet to look at.
+
+Each index is searched exactly below EXACT_MAX vectors, else through an HNSW graph that is
+saved beside it (RUN/index.hnsw) and read by the next search instead of being built again.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reid.io import part_path
+from reid.io import part_path, publish
 from tracking.index import (
     INDEX_NAME,
     SearchError,
@@ -22,6 +29,8 @@ from tracking.index import (
     same_model,
 )
 from tracking.sinks import color_of
+
+log = logging.getLogger(__name__)
 
 EXACT_MAX = 20_000   # below this many vectors exact search is fast enough; above, HNSW
 QUERY_CONF = 0.4     # a query frame's person must be a confident detection, not clutter
@@ -52,20 +61,32 @@ class Hit:
                 "track_id": self.track_id}
 
 
+def _faiss():
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each CPU probe
+    import faiss
+
+    return faiss
+
+
 class VectorSearch:
     """Nearest unit vectors by cosine distance (1 - inner product) through faiss: exact
-    below EXACT_MAX vectors, an HNSW graph above (approximate, but sub-linear)."""
+    below EXACT_MAX vectors, an HNSW graph above (approximate, but sub-linear); or a given
+    faiss index (a saved graph)."""
 
-    def __init__(self, vectors: np.ndarray):
-        logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs each CPU probe
-        import faiss
+    def __init__(self, vectors: np.ndarray | None = None, index=None):
+        faiss = _faiss()
+        if index is None:
+            dim = vectors.shape[1]
+            if len(vectors) < EXACT_MAX:
+                index = faiss.IndexFlatIP(dim)
+            else:
+                index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            index.add(np.ascontiguousarray(vectors, np.float32))
+        if isinstance(index, faiss.IndexHNSW):
+            index.hnsw.efSearch = 4096  # bench/search_scale.py: recall@100 0.99, 15 ms at 1 M
+        self.index = index
 
-        dim = vectors.shape[1]
-        if len(vectors) < EXACT_MAX:
-            self.index = faiss.IndexFlatIP(dim)
-        else:
-            self.index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efSearch = 4096  # bench/search_scale.py: recall@100 0.99, 15 ms at 1 M
+    def add(self, vectors: np.ndarray) -> None:
         self.index.add(np.ascontiguousarray(vectors, np.float32))
 
     def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,37 +132,122 @@ def check_query_model(indexes: list[TrackletIndex], model: dict) -> None:
 def search(indexes: list[TrackletIndex], queries: np.ndarray, top: int = 10,
            skip: tuple[int, int] | None = None) -> list[Hit]:
     """The ``top`` identities nearest any query vector, best first; ``skip`` is an (index
-    number, identity) to leave out (the query's own)."""
-    owners, found = vector_search(indexes)
-    if found is None:
-        return []
-    dist, rows = found(queries, min(len(owners), max(100, 20 * top)))
+    number, identity) to leave out (the query's own). Each index is searched apart (its
+    own graph) and the nearest tracklets of all are merged."""
     best: dict[tuple[int, int], float] = {}
-    for d, r in zip(dist.ravel(), rows.ravel()):
-        if r >= 0:
-            best[owners[r]] = min(best.get(owners[r], np.inf), float(d))
+    for n, index in enumerate(indexes):
+        ids, found = vector_search(index)
+        if found is None:
+            continue
+        dist, rows = found(queries, min(len(ids), max(100, 20 * top)))
+        for d, r in zip(dist.ravel(), rows.ravel()):
+            if r >= 0:
+                key = (n, int(ids[r]))
+                best[key] = min(best.get(key, np.inf), float(d))
     return group(indexes, best, top, skip)
 
 
-_BUILT: dict = {}  # the last collection searched, kept until one of its indexes changes
+_KEPT: dict[str, tuple] = {}  # index file -> (its state, its search), while it stays the same
 
 
-def vector_search(indexes: list[TrackletIndex]) -> tuple[list[tuple[int, int]],
-                                                         VectorSearch | None]:
-    """(index number, row id) of each vector, and the search over them all. Built once and
-    kept while the indexes stay the same (same files, same rows), so that a server does not
+def vector_search(index: TrackletIndex) -> tuple[np.ndarray, VectorSearch | None]:
+    """The row ids of an index's vectors, and the search over them (None: no rows). Kept
+    while the index stays the same (same file, same rows), so that a server does not
     rebuild a large graph for every query; a live run's new rows make a new one."""
-    key = tuple((str(i.path.resolve()), *i.state()) for i in indexes)
-    if _BUILT.get("key") != key:
-        owners, blocks = [], []
-        for n, index in enumerate(indexes):
-            ids, vecs = index.vectors()
-            owners += [(n, int(i)) for i in ids]
-            blocks.append(vecs)
-        _BUILT.clear()  # the old graph goes before the new one is built
-        _BUILT.update(key=key, value=(owners, VectorSearch(np.concatenate(blocks))
-                                      if owners else None))
-    return _BUILT["value"]
+    path = str(index.path.resolve())
+    state = index.state()
+    if _KEPT.get(path, (None,))[0] != state:
+        _KEPT.pop(path, None)  # the old graph goes before the new one is built
+        if state[1] < EXACT_MAX:  # how many rows
+            ids, vectors = index.vectors()
+            _KEPT[path] = (state, (ids, VectorSearch(vectors) if len(ids) else None))
+        else:
+            _KEPT[path] = (state, saved_graph(index))
+    return _KEPT[path][1]
+
+
+# --- the approximate graph, saved beside its index ---------------------------------------
+
+GRAPH_FORMAT = "mcreid.graph/1"
+
+
+def graph_path(index: TrackletIndex) -> Path:
+    return index.path.with_suffix(".hnsw")
+
+
+def saved_graph(index: TrackletIndex) -> tuple[np.ndarray, VectorSearch]:
+    """An index's HNSW graph, from RUN/index.hnsw when that file was made from this index
+    file by its model (the graph of a 1 M index takes minutes to build, seconds to read);
+    rows appended since (a live run) are added to it, and the file is written again. A
+    graph of another index file or model is rebuilt; a damaged one too, with a warning."""
+    path = graph_path(index)
+    ids, found = read_graph(path, index) if path.is_file() else (None, None)
+    built = found is None
+    if built:
+        ids, vectors = index.vectors()
+        log.info("building the search graph of %d vectors for %s (saved as %s)", len(ids),
+                 index.path, path.name)
+        found = VectorSearch(vectors)
+    newer, vectors = index.vectors("id > ?", (int(ids[-1]),))
+    if len(newer):
+        found.add(vectors)
+        ids = np.concatenate([ids, newer])
+    if built or len(newer):
+        write_graph(path, index, ids, found)
+    return ids, found
+
+
+def graph_header(index: TrackletIndex, rows: int) -> dict:
+    """What a graph file covers: which index file (its uid), which model, how many rows."""
+    return {"format": GRAPH_FORMAT, "index": index.uid, "model": index.model.get("sha256"),
+            "rows": rows}
+
+
+def write_graph(path: Path, index: TrackletIndex, ids: np.ndarray, found: VectorSearch) -> None:
+    """The file: a JSON header line, the row ids (int64), then faiss's own serialisation;
+    written under a temporary name of its own (two searches may save at once) and renamed,
+    so readers see a whole file or none."""
+    faiss = _faiss()
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".part", delete=False) as f:
+            try:
+                f.write(json.dumps(graph_header(index, len(ids))).encode() + b"\n")
+                f.write(np.asarray(ids, "<i8").tobytes())
+                faiss.write_index(found.index, faiss.PyCallbackIOWriter(f.write))
+                f.close()
+                shutil.copymode(index.path, f.name)  # readable by whoever reads the index
+                publish(f.name, path)
+            finally:
+                Path(f.name).unlink(missing_ok=True)
+    except OSError as e:  # a read-only run folder: search on, without saving
+        log.warning("cannot save the search graph %s (%s); it is rebuilt next time", path, e)
+
+
+def read_graph(path: Path, index: TrackletIndex) -> tuple[np.ndarray | None,
+                                                          VectorSearch | None]:
+    """The saved graph and the rows it covers, or (None, None) if it is not this index's
+    or cannot be read."""
+    faiss = _faiss()
+    want = graph_header(index, 0)
+    try:
+        with open(path, "rb") as f:
+            header = json.loads(f.readline())
+            if any(header.get(k) != want[k] for k in ("format", "index", "model")):
+                log.info("%s was made from another index or model; rebuilding it", path)
+                return None, None
+            rows = int(header["rows"])
+            ids = np.frombuffer(f.read(8 * rows), "<i8")
+            graph = faiss.read_index(faiss.PyCallbackIOReader(f.read))
+        if len(ids) != rows or graph.ntotal != rows or graph.d != index.dim or \
+                ids[-1] > index.last_id():
+            raise ValueError("it does not hold the rows its header names")
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+        why = ("faiss cannot read it: cut short or corrupt" if isinstance(e, RuntimeError)
+               else " ".join(str(e).split())[:160] or type(e).__name__)  # one line
+        log.warning("search graph %s is damaged (%s); rebuilding it", path, why)
+        return None, None
+    return ids, VectorSearch(index=graph)
 
 
 def group(indexes: list[TrackletIndex], best: dict[tuple[int, int], float], top: int,

@@ -66,6 +66,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
+    if args.box and not args.photo:
+        raise UsageError("--box marks the person in --photo; an --identity needs none")
     indexes = open_indexes(args.index)
     crop, queries, skip = photo_query(args, indexes) if args.photo else identity_query(args,
                                                                                       indexes)

@@ -9,13 +9,16 @@ uploaded to the page is searched with tracking.search, as ``track search`` does.
 Nothing leaves the machine: the page is one HTML document with its CSS and script inline
 (tracking.serve_page), and it binds 127.0.0.1 unless given another host and a token. A run's
 video (RUN/<camera>.mp4, MPEG-4 part 2, which browsers do not decode) is converted once to
-WebM (VP8) in RUN/web/ in the background; the page says when it is not ready yet. The index
-is opened afresh for each request, so a live run's tracklets show as they are appended.
+WebM (VP8) in RUN/web/ in the background; the page says when it is not ready yet. Each
+server thread keeps the index open (tracking.serve.RunIndex), so a live run's tracklets show
+as they are appended and a rebuilt index is picked up; answers carry validators (ETag) and
+thumbnails, which never change under their URL, are cached by the browser.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -58,6 +61,34 @@ class RequestError(Exception):
         self.status = status
 
 
+class RunIndex:
+    """A run's index as the server's threads read it. Each thread keeps its own connection
+    (an SQLite connection belongs to one thread) and opens it again only when the file is
+    replaced (track index wrote a new one): opening and closing it per request cost tens of
+    milliseconds each, as the last connection to close folds and deletes the WAL file.
+    Rows a live run appends show at the next read (WAL)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.local = threading.local()
+
+    def __call__(self) -> TrackletIndex:
+        try:
+            inode = self.path.stat().st_ino
+        except OSError as e:
+            raise RequestError(503, f"{self.path} is gone; rebuild it with track index") from e
+        held = getattr(self.local, "held", None)
+        if held is None or held[0] != inode:
+            if held is not None:
+                held[1].close()
+            self.local.held = None
+            try:
+                held = self.local.held = (inode, TrackletIndex(self.path))
+            except SearchError as e:
+                raise RequestError(503, str(e)) from e
+        return held[1]
+
+
 @dataclass
 class ServedRun:
     """One run folder on the page: its index and its cameras (run.json)."""
@@ -66,12 +97,12 @@ class ServedRun:
     folder: Path
     cameras: dict[str, float] = field(default_factory=dict)  # name -> offset_s
 
+    def __post_init__(self) -> None:
+        self.index = RunIndex(self.folder / INDEX_NAME)
+
     @property
     def name(self) -> str:
         return self.folder.resolve().name
-
-    def index(self) -> TrackletIndex:
-        return TrackletIndex(self.folder / INDEX_NAME)
 
     def camera(self, name: str) -> str:
         if name not in self.cameras:
@@ -80,6 +111,10 @@ class ServedRun:
 
     def video(self, camera: str) -> Path:
         return self.folder / f"{self.camera(camera)}.mp4"
+
+    def videos(self) -> str:
+        """Which cameras' videos are there (the page links them): a validator's part."""
+        return "".join("1" if self.video(c).is_file() else "0" for c in self.cameras)
 
     def web_video(self, camera: str) -> Path:
         return self.folder / "web" / f"{self.camera(camera)}.webm"
@@ -184,12 +219,7 @@ class PhotoSearch:
 
         self.runs, self.detector_weights = runs, detector_weights
         self.extractor = FeatureExtractor(reid_weights, device="cpu")
-        indexes = [r.index() for r in runs]
-        try:
-            check_query_model(indexes, self.extractor.identity)
-        finally:
-            for index in indexes:
-                index.close()
+        check_query_model([r.index() for r in runs], self.extractor.identity)
         self.detector = None
         self.lock = threading.Lock()
 
@@ -210,24 +240,46 @@ class PhotoSearch:
                                "or PNG photo of a person")
         indexes = [r.index() for r in self.runs]
         try:
+            check_query_model(indexes, self.extractor.identity)  # an index rebuilt since start
             with self.lock:
                 query = person_crop(image, parse_box(box) if box else None, self.detect,
                                     "the photo")
                 hits = search(indexes, self.extractor([query]).numpy(), top)
         except SearchError as e:
             raise RequestError(422, str(e)) from e
-        finally:
-            for index in indexes:
-                index.close()
         ok, jpg = cv2.imencode(".jpg", query)
         return {"query": "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode(),
                 "hits": [{**h.to_json(), "run_number": h.index,
-                          "thumb": thumb_url(h.index, h.row) if h.thumb else None}
-                         for h in hits]}
+                          "thumb": thumb_url(h.index, indexes[h.index], h.row)
+                          if h.thumb else None} for h in hits]}
 
 
-def thumb_url(run: int, row: int) -> str:
-    return f"/runs/{run}/thumbs/{row}.png"
+def thumb_url(run: int, index: TrackletIndex, row: int) -> str:
+    """A thumbnail's address, naming its index file: what it shows never changes, so the
+    browser may keep it (a rebuilt index gives its thumbnails new addresses)."""
+    return f"/runs/{run}/thumbs/{row}.png?v={index.uid}"
+
+
+# --- HTTP caching ------------------------------------------------------------------------
+
+FOREVER = "private, max-age=31536000, immutable"  # private: the page may be behind a token
+
+
+def cached(request: Request, tag: str, make, media_type: str,
+           cache_control: str = "no-cache") -> Response:
+    """An answer validated by ``tag`` (what it was made from): 304 with no body when the
+    browser already has it, else ``make()``'s bytes. no-cache: asked again each time, as
+    a live run's index grows."""
+    etag = '"' + hashlib.sha1(tag.encode()).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(make(), media_type=media_type, headers=headers)
+
+
+def index_tag(index: TrackletIndex) -> str:
+    """Changes whenever the index's records do (rows are only appended)."""
+    return f"{index.uid}:{index.last_id()}"
 
 
 # --- the application ---------------------------------------------------------------------
@@ -269,27 +321,34 @@ def make_app(runs: list[ServedRun], photo_search: PhotoSearch, token: str | None
         return response
 
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return PAGE
+    async def page() -> Response:  # a constant: no thread needed
+        return HTMLResponse(PAGE, headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/runs")
-    def api_runs() -> list[dict]:
-        return [run_summary(r) for r in runs]
+    def api_runs(request: Request) -> Response:
+        tag = "|".join(f"{index_tag(r.index())}:{r.videos()}" for r in runs)
+        return cached(request, tag, lambda: json.dumps([run_summary(r) for r in runs]).encode(),
+                      "application/json")
 
     @app.get("/api/runs/{number}/identities/{identity}")
-    def api_identity(number: int, identity: int) -> dict:
-        return identity_detail(run_of(number), identity)
+    def api_identity(request: Request, number: int, identity: int) -> Response:
+        run = run_of(number)
+        return cached(request, f"{index_tag(run.index())}:{run.videos()}:{identity}",
+                      lambda: json.dumps(identity_detail(run, identity)).encode(),
+                      "application/json")
 
     @app.get("/runs/{number}/thumbs/{row}.png")
-    def thumb(number: int, row: int) -> Response:
+    async def thumb(request: Request, number: int, row: int, v: str | None = None) -> Response:
+        # on the event loop: one small read by row id (under a millisecond), where a hop to
+        # the thread pool and back took longer than the read (a page asks for dozens at once)
         index = run_of(number).index()
-        try:
-            data = index.thumb(row)
-        finally:
-            index.close()
+        if v is not None and v != index.uid:
+            raise RequestError(404, "this thumbnail's index was rebuilt; reload the page")
+        data = index.thumb(row)
         if not data:
             raise RequestError(404, f"tracklet {row} has no thumbnail")
-        return Response(data, media_type="image/png")
+        return cached(request, f"{index.uid}:{row}", lambda: data, "image/png",
+                      FOREVER if v else "no-cache")
 
     @app.get("/runs/{number}/sheets/{identity}.png")
     def sheet(number: int, identity: int) -> FileResponse:
@@ -299,8 +358,10 @@ def make_app(runs: list[ServedRun], photo_search: PhotoSearch, token: str | None
         return FileResponse(path, media_type="image/png")
 
     @app.get("/runs/{number}/timelines/{identity}.png")
-    def timeline_png(number: int, identity: int) -> Response:
-        return Response(identity_timeline(run_of(number), identity), media_type="image/png")
+    def timeline_png(request: Request, number: int, identity: int) -> Response:
+        run = run_of(number)  # its axis is the whole run's: it changes as the index grows
+        return cached(request, f"{index_tag(run.index())}:{identity}",
+                      lambda: identity_timeline(run, identity), "image/png")
 
     @app.get("/runs/{number}/videos/{camera}.webm")
     def video(number: int, camera: str) -> FileResponse:
@@ -338,12 +399,9 @@ async def read_upload(request: Request, limit: int) -> bytes:
 
 def run_summary(run: ServedRun) -> dict:
     index = run.index()
-    try:
-        people = index.identities()
-    finally:
-        index.close()
+    people = index.identities()
     for p in people:
-        p["thumb"] = thumb_url(run.number, p["thumb"]) if p["thumb"] is not None else None
+        p["thumb"] = thumb_url(run.number, index, p["thumb"]) if p["thumb"] is not None else None
     return {"number": run.number, "name": run.name,
             "cameras": [{"name": c, "video": run.video(c).is_file()} for c in run.cameras],
             "identities": people}
@@ -353,10 +411,7 @@ def identity_detail(run: ServedRun, identity: int) -> dict:
     """What the page shows of one identity: its sheet, timeline and each sighting, with the
     moment of the camera's video it starts at."""
     index = run.index()
-    try:
-        spans = index.tracklets("global_id = ?", (identity,))
-    finally:
-        index.close()
+    spans = index.tracklets("global_id = ?", (identity,))
     if not spans:
         raise RequestError(404, f"identity {identity} is not in run {run.name}")
     base = f"/runs/{run.number}"
@@ -365,7 +420,7 @@ def identity_detail(run: ServedRun, identity: int) -> dict:
             "timeline": f"{base}/timelines/{identity}.png",
             "sightings": [{"camera": t.camera, "start_s": t.start_s, "end_s": t.end_s,
                            "track_id": t.track_id,
-                           "thumb": thumb_url(run.number, row) if t.thumb else None,
+                           "thumb": thumb_url(run.number, index, row) if t.thumb else None,
                            "video": (f"{base}/videos/{t.camera}.webm"
                                      if run.video(t.camera).is_file() else None),
                            "video_t": max(0.0, t.start_s - run.cameras.get(t.camera, 0.0))}
@@ -375,11 +430,8 @@ def identity_detail(run: ServedRun, identity: int) -> dict:
 def identity_timeline(run: ServedRun, identity: int) -> bytes:
     """The identity's timeline picture, on the axis of the whole run so far."""
     index = run.index()
-    try:
-        spans = identity_tracklets(index, identity)
-        everyone = index.identities()
-    finally:
-        index.close()
+    spans = identity_tracklets(index, identity)
+    everyone = index.identities()
     if not spans:
         raise RequestError(404, f"identity {identity} is not in run {run.name}")
     span = (min(p["start_s"] for p in everyone), max(p["end_s"] for p in everyone))

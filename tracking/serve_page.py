@@ -63,8 +63,12 @@ async function json(response) {
   if (!response.ok) throw new Error(body.error || body.detail || response.statusText);
   return body;
 }
-function card(cls, run, p, extra) {
-  const img = p.thumb ? `<img loading="lazy" src="${esc(p.thumb)}" alt="">` : "<img alt=''>";
+// The first screenful of pictures is asked for at once, the rest as the page is scrolled:
+// "lazy" waits for the layout of the whole list (about 200 ms of 1,000 identities here).
+const EAGER = 60;
+function card(cls, run, p, extra, i) {
+  const img = p.thumb ? `<img loading="${i < EAGER ? "eager" : "lazy"}" src="${esc(p.thumb)}" ` +
+    'alt="">' : "<img alt=''>";
   return `<div class="${cls}" data-run="${run}" data-id="${p.identity}">${img}` +
     `<b>id ${p.identity}</b><small>${esc(p.cameras.join(", "))}</small>${extra}</div>`;
 }
@@ -75,8 +79,8 @@ async function loadRuns() {
     ` identities</h2><div class="cameras">Cameras: ${r.cameras.map((c) =>
       `<span class="camera">${esc(c.name)}</span>` + (c.video ? "" : " (no video)")).join(", ")}` +
     "</div>" +
-    `<div class="grid identities">${r.identities.map((p) => card("identity", r.number, p,
-      `<small>${secs(p.start_s)}-${secs(p.end_s)}</small>`)).join("")}</div></div>`).join("");
+    `<div class="grid identities">${r.identities.map((p, i) => card("identity", r.number, p,
+      `<small>${secs(p.start_s)}-${secs(p.end_s)}</small>`, i)).join("")}</div></div>`).join("");
 }
 async function openIdentity(run, id) {
   document.querySelectorAll(".identity.open").forEach((e) => e.classList.remove("open"));
@@ -126,7 +130,7 @@ async function searchPhoto(ev) {
     $("#results").innerHTML =
       `<div class="query"><img src="${r.query}" alt="query"><small>query</small></div>` +
       r.hits.map((h, i) => card("hit", h.run_number, h,
-        `<small>#${i + 1} d ${h.distance.toFixed(3)}</small><small>${esc(h.run)}</small>`))
+        `<small>#${i + 1} d ${h.distance.toFixed(3)}</small><small>${esc(h.run)}</small>`, i))
         .join("");
     status(`${r.hits.length} identities found`);
   } catch (e) { $("#results").innerHTML = ""; status(e.message, true); }
