@@ -272,53 +272,72 @@ class GlobalIdentities:
         but never two from the same camera: unmatched ones open a new identity one at a
         time and the rest are matched again (only the identities that changed are costed
         again)."""
-        n, m = len(tracklets), len(self.identities)
+        n, m, limit = len(tracklets), len(self.identities), self.cfg.max_distance
         feats = np.stack([t.first_look for t in tracklets])
         dist = np.full((n, m + n), np.inf)  # room for the identities this call may open
         if m:
             dist[:, :m] = self.distances(feats)
-        linked = self._linked(tracklets)
+        near = self._linked(tracklets)
         cost = np.full((n, m + n), np.inf)
-        for r, t in enumerate(tracklets):
-            for j in set(np.flatnonzero(dist[r, :m] <= self.cfg.max_distance)) | linked[r]:
-                cost[r, j] = self._cost(self.identities[j], t, dist[r, j])
+        within: set[tuple[int, int]] = set()  # (row, identity) pairs costing <= limit
+        close = zip(*(k.tolist() for k in np.nonzero(dist[:, :m] <= limit)))
+        for r, j in set(close) | {(r, j) for j, rows in near.items() for r in rows}:
+            cost[r, j] = self._cost(self.identities[j], tracklets[r], dist[r, j])
+            if cost[r, j] <= limit:
+                within.add((r, j))
         later = Places(self.cfg, self.near, later=True)
         for r, t in enumerate(tracklets):
             later.add(t, r)
         out, todo, cameras_now = [0] * n, list(range(n)), {}
         while todo:
-            sub = cost[np.ix_(todo, range(len(self.identities)))]
-            if _tied(sub, self.cfg.max_distance):
-                rows = [tracklets[i] for i in todo]
-                sub = self._whole_costs(rows, cameras_now, self._placeable(tracklets, m))
-                matches, unmatched, _ = assign(sub, self.cfg.max_distance)
-            else:
-                matches, unmatched = _match(sub, self.cfg.max_distance)
+            matches = self._match(cost, within, tracklets, todo, cameras_now, m)
             if not matches:  # open one new identity, then match the rest again
                 self.identities.append(self._new())
-                matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
+                matches = [(todo[0], len(self.identities) - 1)]
             for r, j in matches:
-                t = tracklets[todo[r]]
-                out[todo[r]] = self._add(self.identities[j], t)
-                cameras_now.setdefault(j, set()).add(t.camera)
-                for row in later.query(t):
-                    linked[row].add(j)
-            todo = [todo[r] for r in unmatched]
+                out[r] = self._add(self.identities[j], tracklets[r])
+                cameras_now.setdefault(j, set()).add(tracklets[r].camera)
+                near.setdefault(j, set()).update(later.query(tracklets[r]))
+            done = {r for r, _ in matches}
+            todo = [r for r in todo if r not in done]
+            within = {(r, j) for r, j in within if r not in done}
             for j in {j for _, j in matches} if todo else ():
-                self._recost(j, tracklets, todo, feats, dist, cost, linked, cameras_now[j])
+                within = self._recost(j, tracklets, todo, feats, dist, cost, within,
+                                      near.get(j, set()), cameras_now[j])
         return out
 
+    def _match(self, cost: np.ndarray, within: set[tuple[int, int]],
+               tracklets: list[Tracklet], todo: list[int], cameras_now: dict[int, set],
+               opened: int) -> list[tuple[int, int]]:
+        """Hungarian assignment (row, identity) of the rows still to match, on the rows and
+        identities with a pair within ``max_distance`` (the others cannot match; most of a
+        site's new tracklets are new people), or on the whole matrix for a tie."""
+        if not within:
+            return []
+        rows, cols = sorted({r for r, _ in within}), sorted({j for _, j in within})
+        sub = cost[np.ix_(rows, cols)]
+        if _tied(sub, self.cfg.max_distance):
+            whole = self._whole_costs([tracklets[r] for r in todo], cameras_now,
+                                      self._placeable(tracklets, opened))
+            return [(todo[a], b) for a, b in assign(whole, self.cfg.max_distance)[0]]
+        return sorted((rows[a], cols[b]) for a, b in assign(sub, self.cfg.max_distance)[0])
+
     def _recost(self, j: int, tracklets: list[Tracklet], todo: list[int], feats: np.ndarray,
-                dist: np.ndarray, cost: np.ndarray, linked: list[set],
-                cameras: set) -> None:
-        """Costs of the rows still to match for identity j, which just took a tracklet."""
-        ident = self.identities[j]
+                dist: np.ndarray, cost: np.ndarray, within: set[tuple[int, int]],
+                near: set[int], cameras: set) -> set[tuple[int, int]]:
+        """Costs of the rows still to match for identity j, which just took a tracklet;
+        the pairs within ``max_distance`` with j's brought up to date."""
+        ident, limit = self.identities[j], self.cfg.max_distance
         dist[todo, j] = (1 - feats[todo] @ np.stack(ident.bank).T).min(1)
-        for r in todo:
-            t = tracklets[r]
-            cost[r, j] = (self._cost(ident, t, dist[r, j])
-                          if t.camera not in cameras and
-                          (dist[r, j] <= self.cfg.max_distance or j in linked[r]) else np.inf)
+        cost[todo, j] = np.inf
+        within = {p for p in within if p[1] != j}
+        close = {todo[k] for k in np.flatnonzero(dist[todo, j] <= limit)}
+        for r in close | (near & set(todo)):
+            if tracklets[r].camera not in cameras:
+                cost[r, j] = self._cost(ident, tracklets[r], dist[r, j])
+                if cost[r, j] <= limit:
+                    within.add((r, j))
+        return within
 
     def _whole_costs(self, todo: list[Tracklet], cameras_now: dict[int, set],
                      placeable: set[int]) -> np.ndarray:
@@ -351,18 +370,23 @@ class GlobalIdentities:
                         if any(u.end is None or u.end >= since
                                for u in ident.tracklets if id(u) not in given)}
 
-    def _linked(self, tracklets: list[Tracklet]) -> list[set]:
-        """For each tracklet, the identities (indices) position could link it to: those
-        with a tracklet ``linkable`` to it (Places over the recent tracklets)."""
+    def _linked(self, tracklets: list[Tracklet]) -> dict[int, set[int]]:
+        """The identities (indices) position could link some of these tracklets to, each
+        with those tracklets (rows): an identity with a tracklet ``linkable`` to one
+        (Places over the recent tracklets)."""
         starts = [t.start for t in tracklets if t.start is not None]
         if not (self.cfg.ground_gate and self.identities and starts):
-            return [set() for _ in tracklets]
+            return {}
         since = min(starts) - self.cfg.ground_gap_s
         column = {id(ident): j for j, ident in enumerate(self.identities)}
         earlier = Places(self.cfg, self.near, later=False)
         for u in self._recent_since(since):
             earlier.add(u, column[id(self._owner[id(u)])])
-        return [earlier.query(t) for t in tracklets]
+        near: dict[int, set[int]] = {}
+        for r, t in enumerate(tracklets):
+            for j in earlier.query(t):
+                near.setdefault(j, set()).add(r)
+        return near
 
     def _recent_since(self, since: float) -> list[Tracklet]:
         """The held tracklets that ended at or after ``since``. The recent ones are kept
@@ -428,20 +452,6 @@ def _tied(cost: np.ndarray, limit: float) -> bool:
     values = cost[rows, cols].tolist()
     return (len(set(zip(rows.tolist(), values))) < len(values)
             or len(set(zip(cols.tolist(), values))) < len(values))
-
-
-def _match(cost: np.ndarray, limit: float) -> tuple[list[tuple[int, int]], list[int]]:
-    """``assign`` on the rows and columns that have a pair within ``limit`` (the others
-    cannot match; a site's new tracklets are mostly new people): matches (row, column) by
-    row, and the unmatched rows."""
-    ok = cost <= limit
-    rows, cols = np.flatnonzero(ok.any(1)), np.flatnonzero(ok.any(0))
-    matches = []
-    if len(rows):
-        pairs = assign(cost[np.ix_(rows, cols)], limit)[0]
-        matches = sorted((int(rows[a]), int(cols[b])) for a, b in pairs)
-    taken = {r for r, _ in matches}
-    return matches, [r for r in range(len(cost)) if r not in taken]
 
 
 def cut_where_partners_change(tracklets: list[Tracklet], cfg: IdentityConfig
