@@ -161,6 +161,7 @@ class Entry:
     events: list[TrackletEvent]
     end: bool = False
     sent: float = 0.0          # wall time it was published
+    raw: str = ""              # the events as the stream carried them (JSON)
 
     def fields(self) -> dict[str, str]:
         return {"camera": self.camera, "seq": str(self.seq), "time": repr(self.time),
@@ -173,7 +174,11 @@ class Entry:
         f = {k.decode(): v.decode() for k, v in fields.items()}
         return cls(f["camera"], int(f["seq"]), float(f["time"]), float(f["fps"]), f["model"],
                    [from_json(d) for d in json.loads(f["events"])], f["end"] == "1",
-                   float(f["sent"]))
+                   float(f["sent"]), f["events"])
+
+    def json(self) -> str:
+        """The events as JSON: what the stream carried, or made now."""
+        return self.raw or json.dumps([to_json(e) for e in self.events])
 
 
 class Publisher:
@@ -471,8 +476,9 @@ class BrokerIdentities:
             decisions += s.service.finish()
         for d in decisions:
             s.ids.apply(d)
-        if events:
-            self.log.write((json.dumps([to_json(ev) for ev in events]) + "\n").encode())
+        if events:  # the entries' JSON joined, not made again
+            lists = [e.json()[1:-1] for e in entries if e.events]
+            self.log.write(("[" + ", ".join(lists) + "]\n").encode())
         s.steps, s.events = s.steps + 1, s.events + len(events)
         if decisions:
             self.link(self.r.xadd, self.keys.decisions,
