@@ -46,17 +46,19 @@ FPS = 25.0  # the recorded run's frame rate (EPFL terrace)
 
 
 class Measured(BrokerIdentities):
-    """The service, noting when it applied its last step and when each frame applied was
-    published."""
+    """The service, noting when it applied its last step, when each frame applied was
+    published, and each step's publish-to-decision lag (the service keeps the last few)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.sent: list[float] = []
+        self.lags: list[float] = []
         self.applied_at = 0.0
 
     def _apply(self, entries: list[Entry]) -> None:
         super()._apply(entries)
         self.sent += [e.sent for e in entries if not e.end]
+        self.lags.append(time.time() - max(e.sent for e in entries))
         self.applied_at = time.perf_counter()
 
 
@@ -108,7 +110,7 @@ def service_row(steps: list, copies: SiteCopies, settings: Settings, real_time: 
            "events_per_s": round(svc.state.events / busy),
            "recorded_s_per_s": round(recorded / busy, 2)}
     if real_time:
-        lag = 1e3 * np.asarray(svc.latency)
+        lag = 1e3 * np.asarray(svc.lags)
         row |= {"latency_ms_p50": round(float(np.percentile(lag, 50)), 1),
                 "latency_ms_p99": round(float(np.percentile(lag, 99)), 1),
                 "latency_ms_max": round(float(lag.max()), 1)}
