@@ -519,13 +519,20 @@ class BrokerIdentities:
         oldest = self.unacked[0][0] if self.unacked else done[-1]  # read in id order
         self.link(self.r.xtrim, self.keys.events, minid=oldest, approximate=False)
 
+    def _claimed(self) -> list[int]:
+        """Whether each camera's worker holds its claim (one round trip for the site)."""
+        pipe = self.r.pipeline(transaction=False)
+        for c in self.names:
+            pipe.exists(self.keys.claim(c))
+        return pipe.execute()
+
     def report(self, window_s: float) -> dict:
         """One health line: cameras up (their worker's claim alive) or down, frames per
         second each, lag (publish to decision), backlog; logged, in OUTPUT/status.json and
         the broker's status hash."""
         import numpy as np
 
-        up = self.link(lambda: [self.r.exists(self.keys.claim(c)) for c in self.names])
+        up = self.link(self._claimed)
         lag = self.latency
         status = {"time": round(time.time(), 3), "cameras": {
             c: {"up": bool(u), "fps": round(self.recent[c] / window_s, 1),

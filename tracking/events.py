@@ -174,6 +174,7 @@ class Ids:
 
 KINDS = {"started": TrackletStarted, "updated": TrackletUpdated, "ended": TrackletEnded}
 VECTORS = ("embedding", "look")  # carried as base64 float32
+FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in KINDS.values()}
 
 
 def to_json(e: TrackletEvent) -> dict:
@@ -190,7 +191,7 @@ def to_json(e: TrackletEvent) -> dict:
 
 def from_json(d: dict) -> TrackletEvent:
     kind = KINDS[d["kind"]]
-    values = {f.name: d.get(f.name) for f in fields(kind) if f.name in d}
+    values = {name: d[name] for name in FIELDS[kind] if name in d}
     for name in VECTORS:
         if values.get(name) is not None:
             values[name] = np.frombuffer(base64.b64decode(values[name]), "<f4")
