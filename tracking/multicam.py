@@ -198,6 +198,8 @@ class Places:
         if not (self.cfg.ground_speed and self.side and t.ground):
             return None
         x, y = t.ground[next(iter(t.ground) if first else reversed(t.ground))]
+        if not (np.isfinite(x) and np.isfinite(y)):  # no continuation from there either
+            return None
         return int(np.floor(x / self.side)), int(np.floor(y / self.side))
 
     def add(self, t: Tracklet, tag) -> None:
@@ -233,9 +235,8 @@ class GlobalIdentities:
         self._banks: tuple[np.ndarray, np.ndarray] | None = None  # stacked, see distances
         self.near: dict[str, set] = defaultdict(set)  # camera -> cameras overlapping it
         for pair in self.cfg.overlapping:
-            a, b = tuple(pair)
-            self.near[a].add(b)
-            self.near[b].add(a)
+            for a in pair:
+                self.near[a] |= pair - {a}
         self._owner: dict[int, Identity] = {}   # id(tracklet) -> its identity, all held
         self._recent: dict[int, Tracklet] = {}  # every held tracklet ended at or after:
         self._floor = -np.inf
