@@ -46,6 +46,9 @@ from tracking.config import Settings, load_settings
 from tracking.multicam import Camera
 
 FPS = 25.0  # the recorded run's frame rate (EPFL terrace)
+# the workers' environment, taken before ultralytics is imported here: it sets
+# OMP_NUM_THREADS=1 in os.environ, which child processes would inherit (one torch thread)
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 class Measured(BrokerIdentities):
@@ -141,14 +144,13 @@ def in_process(settings: Settings, frames: int) -> dict:
 
 def over_redis(config: str, settings: Settings, groups: list[list[str]], frames: int) -> dict:
     """The site's cameras split among ``track worker`` processes, one per group."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="broker_speed_") as tmp:
         server = RedisServer(Path(tmp) / "redis", fsync="everysec")
         try:
             workers = [subprocess.Popen(
                 [sys.executable, "-m", "tracking.cli", "worker", "--config", config,
                  *[a for c in group for a in ("--camera", c)], "--broker", server.url,
-                 "--max-frames", str(frames)], env=env, stdout=subprocess.PIPE,
+                 "--max-frames", str(frames)], env=ENV, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True) for group in groups]
             svc = Measured(Link(server.url), Keys(site_name(config)), settings,
                            Path(tmp) / "out")
