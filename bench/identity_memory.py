@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from common import write_results
 
 from tracking.config import load_settings
-from tracking.events import TrackletEvent, read_events
+from tracking.events import Ids, TrackletEvent, read_events
 from tracking.identities import OnlineIdentities
 
 
@@ -54,10 +56,11 @@ def episode(steps: list[list[TrackletEvent]], copies: int, shift: float, tracks:
     return out
 
 
-def held(service: OnlineIdentities) -> dict:
+def held(service: OnlineIdentities, ids: Ids) -> dict:
     return {"identities": len(service.matcher.identities),
             "tracklets": sum(len(i.tracklets) for i in service.matcher.identities),
-            "open_or_identified_tracks": len(service.tracklets)}
+            "open_or_identified_tracks": len(service.tracklets),
+            "decisions_in_memory": len(ids)}
 
 
 def main() -> int:
@@ -83,16 +86,23 @@ def main() -> int:
     episodes = int(args.days * 86400 / args.every_s)
     max_track = max(e.track_id for s in steps for e in s) + 1
     rows, events, busy, start = [], 0, 0.0, rss_mb()
+    scratch = tempfile.TemporaryDirectory(prefix="identity_memory_")
+    ids = Ids(Path(scratch.name) / "decisions.sqlite")
     for n in range(episodes):
         for batch in episode(steps, copies, n * args.every_s, n * max_track, rng, dim):
             t = time.perf_counter()
-            service.consume(batch)
+            for d in service.consume(batch):
+                ids.apply(d)
+            ids.settle_ended(batch)
             busy += time.perf_counter() - t
             events += len(batch)
+        ids.commit()
         day = (n + 1) * args.every_s / 86400
         if n == 0 or int(day) != int(n * args.every_s / 86400) or n == episodes - 1:
-            rows.append({"day": round(day, 2), "rss_mb": rss_mb(), **held(service)})
+            rows.append({"day": round(day, 2), "rss_mb": rss_mb(), **held(service, ids)})
             print(rows[-1], flush=True)
+    rows[-1]["decisions_on_disk"] = len(ids.items()) - len(ids)
+    scratch.cleanup()
     result = {"command": "python bench/identity_memory.py", "events_file": args.events,
               "cameras": copies * len(cameras), "days": args.days, "every_s": args.every_s,
               "horizon_s": identity.horizon_s, "rss_mb_before": start, "events": events,

@@ -25,6 +25,7 @@ from common import write_results
 from tracking.config import load_settings
 from tracking.events import TrackletEvent, TrackletUpdated, read_events
 from tracking.identities import OnlineIdentities
+from tracking.multicam import IdentityConfig
 
 
 def copies(step: list[TrackletEvent], n: int, perms: list[np.ndarray]) -> list[TrackletEvent]:
@@ -41,25 +42,48 @@ def copies(step: list[TrackletEvent], n: int, perms: list[np.ndarray]) -> list[T
     return out
 
 
-def run(steps: list, cameras: list[str], n_cameras: int, identity) -> dict:
-    n = max(1, n_cameras // len(cameras))
-    dim = next(e.embedding for s in steps for e in s if getattr(e, "embedding", None) is not None)
-    rng = np.random.default_rng(0)
-    perms = [np.arange(len(dim))] + [rng.permutation(len(dim)) for _ in range(n - 1)]
-    overlapping = {frozenset(f"{c}_{k}" for c in g) for g in identity.overlapping
-                   for k in range(n)}
-    service = OnlineIdentities(dataclasses.replace(identity, overlapping=overlapping))
+class SiteCopies:
+    """The recorded site copied side by side until it has about ``n_cameras`` cameras:
+    ``cameras`` their names, ``identity`` the site's identity settings with each copy's
+    views overlapping, ``step`` a recorded step as all copies' events."""
+
+    def __init__(self, steps: list[list[TrackletEvent]], n_cameras: int,
+                 identity: IdentityConfig):
+        recorded = sorted({e.camera for s in steps for e in s})
+        self.n = max(1, n_cameras // len(recorded))
+        self.cameras = [f"{c}_{k}" for k in range(self.n) for c in recorded]
+        dim = len(next(e.embedding for s in steps for e in s
+                       if getattr(e, "embedding", None) is not None))
+        rng = np.random.default_rng(0)
+        self.perms = [np.arange(dim)] + [rng.permutation(dim) for _ in range(self.n - 1)]
+        self.identity = dataclasses.replace(identity, overlapping={
+            frozenset(f"{c}_{k}" for c in g) for g in identity.overlapping
+            for k in range(self.n)})
+
+    def step(self, step: list[TrackletEvent]) -> list[TrackletEvent]:
+        return copies(step, self.n, self.perms)
+
+
+def recorded_steps(path: str, seconds: float) -> list[list[TrackletEvent]]:
+    """The steps of a run's events.jsonl in its first ``seconds``."""
+    return [s for s in read_events(path) if s and s[0].time <= seconds]
+
+
+def run(steps: list, n_cameras: int, identity: IdentityConfig) -> dict:
+    site = SiteCopies(steps, n_cameras, identity)
+    service = OnlineIdentities(site.identity)
     latency, events = [], 0
     start = time.perf_counter()
     for step in steps:
-        batch = copies(step, n, perms)
+        batch = site.step(step)
         t = time.perf_counter()
         service.consume(batch)
         latency.append(time.perf_counter() - t)
         events += len(batch)
     busy = sum(latency)
     recorded = steps[-1][0].time - steps[0][0].time if steps else 0.0
-    return {"cameras": n * len(cameras), "events": events, "events_per_s": round(events / busy),
+    return {"cameras": len(site.cameras), "events": events,
+            "events_per_s": round(events / busy),
             "step_latency_ms_p50": round(1e3 * float(np.percentile(latency, 50)), 3),
             "step_latency_ms_p99": round(1e3 * float(np.percentile(latency, 99)), 3),
             "recorded_s_per_s": round(recorded / busy, 2),
@@ -76,11 +100,10 @@ def main() -> int:
     ap.add_argument("--out", default="bench/results/identity_service_speed.json")
     args = ap.parse_args()
     identity = load_settings(args.config).identity
-    steps = [s for s in read_events(args.events) if s and s[0].time <= args.seconds]
-    cameras = sorted({e.camera for s in steps for e in s})
+    steps = recorded_steps(args.events, args.seconds)
     rows = []
     for n in args.cameras:
-        r = run(steps, cameras, n, identity)
+        r = run(steps, n, identity)
         rows.append(r)
         print(f"{r['cameras']:5d} cameras: {r['events_per_s']:,} events/s, step p50 "
               f"{r['step_latency_ms_p50']} ms, p99 {r['step_latency_ms_p99']} ms, "

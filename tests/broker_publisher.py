@@ -15,22 +15,34 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from tracking.broker import Entry, Keys, Link, Publisher
 from tracking.events import TrackletEnded, TrackletEvent, read_events
 
 
+def step_entries(step: list[TrackletEvent], fps: float, model: str,
+                 cameras: Sequence[str] = ()) -> list[Entry]:
+    """One recorded step's entries: one per camera that has events in it, and one (empty)
+    for each of ``cameras`` that has none, as a worker publishes every frame; the seq is
+    the frame number (time * fps + 1), as for a recording."""
+    by_camera: dict[str, list[TrackletEvent]] = {c: [] for c in cameras}
+    for e in step:
+        by_camera.setdefault(e.camera, []).append(e)
+    entries = []
+    for camera, events in by_camera.items():
+        at = events[0].time if events else step[0].time
+        entries.append(Entry(camera, round(at * fps) + 1, at, fps, model, events))
+    return entries
+
+
 def camera_entries(path: Path, camera: str, fps: float, model: str) -> list[Entry]:
     """The camera's entries of a recorded run, its end last."""
     steps = list(read_events(path))
     assert all(isinstance(e, TrackletEnded) for e in steps[-1]), "the last step is the end"
-    entries = []
-    for step in steps[:-1]:
-        mine: list[TrackletEvent] = [e for e in step if e.camera == camera]
-        if mine:
-            entries.append(Entry(camera, round(mine[0].time * fps) + 1, mine[0].time, fps,
-                                 model, mine))
+    entries = [e for step in steps[:-1] for e in step_entries(step, fps, model)
+               if e.camera == camera]
     ends = [e for e in steps[-1] if e.camera == camera]
     last = entries[-1]
     entries.append(Entry(camera, last.seq + 1, ends[0].time if ends else last.time, fps, model,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,49 +17,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, need_shared
+from tests.redis_server import REDIS, RedisServer, free_port
 from tracking.cli import main
 
-REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(not REDIS, reason="needs redis-server (apt-get install "
                                 "redis-server as root; scripts/setup.sh does)")
 SITE = ROOT / "configs" / "cameras" / "pets_two_view.yaml"
 FRAMES = 12
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 OUTPUTS = ["left.txt", "right.txt", "identities.json"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        folder.mkdir(parents=True, exist_ok=True)
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL)
-        import redis
-
-        client = redis.Redis(port=self.port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture

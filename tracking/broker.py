@@ -47,7 +47,7 @@ from urllib.parse import urlparse
 from reid.io import part_path, publish, write_json_atomic
 from tracking.config import Settings, UsageError
 from tracking.events import Ids, TrackletEvent, from_json, to_json
-from tracking.identities import IdentityService, identity_service
+from tracking.identities import IdentityService, OfflineIdentities, identity_service
 from tracking.multicam import Camera
 from tracking.sources import is_stream
 
@@ -161,6 +161,7 @@ class Entry:
     events: list[TrackletEvent]
     end: bool = False
     sent: float = 0.0          # wall time it was published
+    raw: str = ""              # the events as the stream carried them (JSON)
 
     def fields(self) -> dict[str, str]:
         return {"camera": self.camera, "seq": str(self.seq), "time": repr(self.time),
@@ -173,7 +174,11 @@ class Entry:
         f = {k.decode(): v.decode() for k, v in fields.items()}
         return cls(f["camera"], int(f["seq"]), float(f["time"]), float(f["fps"]), f["model"],
                    [from_json(d) for d in json.loads(f["events"])], f["end"] == "1",
-                   float(f["sent"]))
+                   float(f["sent"]), f["events"])
+
+    def json(self) -> str:
+        """The events as JSON: what the stream carried, or made now."""
+        return self.raw or json.dumps([to_json(e) for e in self.events])
 
 
 class Publisher:
@@ -368,6 +373,9 @@ class BrokerIdentities:
         self.state_path = self.out / "identity_state.pkl"
         self.state = self._load() or ServiceState(
             identity_service(settings.identity, self.names, recorded=not self.live))
+        self.state.ids.store = self.out / "decisions.sqlite"
+        # decisions of ended tracks leave memory, except where a last pass decides again
+        self.settles = not isinstance(self.state.service, OfflineIdentities)
         self.log_path = self.out / "applied_events.jsonl"  # the state's events, appended
         self.log = open(self.log_path, "a+b")
         self.log.truncate(self.state.log_bytes)  # steps after the last save come again
@@ -376,7 +384,7 @@ class BrokerIdentities:
         self.unacked: list[tuple[bytes, str, int]] = []
         self.checkpoint_s, self.status_s = checkpoint_s, status_s
         self.cursor = "0"  # our unacknowledged entries first, then new ones (">")
-        self.latency: list[float] = []  # seconds from publishing to decision, per step
+        self.latency: deque[float] = deque(maxlen=200)  # seconds from publishing to decision
         self.recent: dict[str, int] = {c: 0 for c in self.names}  # frames since last status
 
     def _load(self) -> ServiceState | None:
@@ -471,8 +479,11 @@ class BrokerIdentities:
             decisions += s.service.finish()
         for d in decisions:
             s.ids.apply(d)
-        if events:
-            self.log.write((json.dumps([to_json(ev) for ev in events]) + "\n").encode())
+        if self.settles:
+            s.ids.settle_ended(events)
+        if events:  # the entries' JSON joined, not made again
+            lists = [e.json()[1:-1] for e in entries if e.events]
+            self.log.write(("[" + ", ".join(lists) + "]\n").encode())
         s.steps, s.events = s.steps + 1, s.events + len(events)
         if decisions:
             self.link(self.r.xadd, self.keys.decisions,
@@ -488,6 +499,7 @@ class BrokerIdentities:
         self.log.flush()
         os.fsync(self.log.fileno())
         self.state.log_bytes = self.log.tell()
+        self.state.ids.commit()  # what the state no longer holds is on disk first
         tmp = part_path(self.state_path)
         with open(tmp, "wb") as f:
             pickle.dump(self.state, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -507,14 +519,21 @@ class BrokerIdentities:
         oldest = self.unacked[0][0] if self.unacked else done[-1]  # read in id order
         self.link(self.r.xtrim, self.keys.events, minid=oldest, approximate=False)
 
+    def _claimed(self) -> list[int]:
+        """Whether each camera's worker holds its claim (one round trip for the site)."""
+        pipe = self.r.pipeline(transaction=False)
+        for c in self.names:
+            pipe.exists(self.keys.claim(c))
+        return pipe.execute()
+
     def report(self, window_s: float) -> dict:
         """One health line: cameras up (their worker's claim alive) or down, frames per
         second each, lag (publish to decision), backlog; logged, in OUTPUT/status.json and
         the broker's status hash."""
         import numpy as np
 
-        up = self.link(lambda: [self.r.exists(self.keys.claim(c)) for c in self.names])
-        lag = self.latency[-200:]
+        up = self.link(self._claimed)
+        lag = self.latency
         status = {"time": round(time.time(), 3), "cameras": {
             c: {"up": bool(u), "fps": round(self.recent[c] / window_s, 1),
                 "seq": self.state.applied.get(c, 0), "ended": c in self.state.ended}
@@ -546,7 +565,11 @@ class BrokerIdentities:
             for d in state.service.finish():
                 state.ids.apply(d)
         tmp = part_path(self.out / "events.jsonl")
-        tmp.write_bytes(self.log_path.read_bytes()[:state.log_bytes])
+        with open(self.log_path, "rb") as src, open(tmp, "wb") as dst:  # the saved part
+            left = state.log_bytes
+            while left > 0 and (chunk := src.read(min(left, 1 << 20))):
+                dst.write(chunk)
+                left -= len(chunk)
         write_outputs(read_events(tmp), self.names, state.ids, self.out)
         publish(tmp, self.out / "events.jsonl")
         model = type("Model", (), {"model": {"sha256": state.model}})()

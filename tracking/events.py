@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -77,29 +79,102 @@ class Decision:
 
 
 class Ids:
-    """The decisions so far: the global id of each local track, frame by frame."""
+    """The decisions so far: the global id of each local track, frame by frame.
 
-    def __init__(self) -> None:
+    With a ``store`` (a SQLite file), a track that ended for good can be ``settle``d: its
+    spans leave memory for the file, and ``get`` reads them back (a few recent tracks
+    cached), so a live run of weeks holds only its open tracks' decisions."""
+
+    def __init__(self, store: str | Path | None = None) -> None:
         self._spans: dict[tuple[str, int], list[tuple[int, int]]] = {}  # (from frame, id)
+        self.store = Path(store) if store else None
+        self._db: sqlite3.Connection | None = None
+        self._cache: OrderedDict = OrderedDict()  # settled tracks read back lately
 
     def apply(self, d: Decision) -> None:
-        kept = [s for s in self._spans.get((d.camera, d.track_id), []) if s[0] < d.from_frame]
-        self._spans[(d.camera, d.track_id)] = kept + [(d.from_frame, d.global_id)]
+        key = (d.camera, d.track_id)
+        old = self._spans.get(key)
+        if old is None and self._settled():  # a settled track decided again?
+            old = self._stored(key)
+            self._sql().execute("DELETE FROM spans WHERE camera = ? AND track = ?", key)
+            self._cache.pop(key, None)
+        kept = [s for s in old or [] if s[0] < d.from_frame]
+        self._spans[key] = kept + [(d.from_frame, d.global_id)]
 
     def get(self, camera: str, track_id: int, frame: int) -> int | None:
         """The id of the track at this frame; None while it has none."""
         spans = self._spans.get((camera, track_id))
+        if spans is None and self._settled():
+            spans = self._stored((camera, track_id))
         if not spans:
             return None
         return next((g for f, g in reversed(spans) if f <= frame), spans[0][1])
 
+    def settle(self, camera: str, track_id: int) -> None:
+        """The track will get no more decisions: its spans go to the store (kept in
+        memory without one). Written again after a restart, it replaces what was there."""
+        spans = self._spans.get((camera, track_id))
+        if spans is None or self.store is None:
+            return
+        self._sql().executemany("INSERT OR REPLACE INTO spans VALUES (?, ?, ?, ?)",
+                                [(camera, track_id, f, g) for f, g in spans])
+        del self._spans[(camera, track_id)]
+        self._cache.pop((camera, track_id), None)
+
+    def settle_ended(self, events: list[TrackletEvent]) -> None:
+        """Settles the tracks these events end (a live run's: no later decision)."""
+        for e in events:
+            if isinstance(e, TrackletEnded):
+                self.settle(e.camera, e.track_id)
+
+    def commit(self) -> None:
+        """Makes the settled spans durable (before a checkpoint that no longer holds
+        them)."""
+        if self._db is not None:
+            self._db.commit()
+
     def items(self) -> list[tuple[tuple[str, int], list[tuple[int, int]]]]:
         """(camera, track id) and its spans, (from frame, global id) in frame order."""
-        return list(self._spans.items())
+        stored: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        if self._settled():
+            for camera, track, f, g in self._sql().execute(
+                    "SELECT camera, track, from_frame, global_id FROM spans "
+                    "ORDER BY camera, track, from_frame"):
+                stored.setdefault((camera, track), []).append((f, g))
+        return list({**stored, **self._spans}.items())
+
+    def __len__(self) -> int:
+        """Tracks held in memory (the settled ones are in the store)."""
+        return len(self._spans)
+
+    def _settled(self) -> bool:
+        """Whether some track may be in the store."""
+        return self._db is not None or (self.store is not None and self.store.exists())
+
+    def _stored(self, key: tuple[str, int]) -> list[tuple[int, int]]:
+        if key not in self._cache:
+            self._cache[key] = self._sql().execute(
+                "SELECT from_frame, global_id FROM spans WHERE camera = ? AND track = ? "
+                "ORDER BY from_frame", key).fetchall()
+            if len(self._cache) > 4096:
+                self._cache.popitem(last=False)
+        return self._cache[key]
+
+    def _sql(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect(self.store)
+            self._db.execute("CREATE TABLE IF NOT EXISTS spans (camera TEXT, track INTEGER, "
+                             "from_frame INTEGER, global_id INTEGER, "
+                             "PRIMARY KEY (camera, track, from_frame))")
+        return self._db
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_db": None, "_cache": OrderedDict()}
 
 
 KINDS = {"started": TrackletStarted, "updated": TrackletUpdated, "ended": TrackletEnded}
 VECTORS = ("embedding", "look")  # carried as base64 float32
+FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in KINDS.values()}
 
 
 def to_json(e: TrackletEvent) -> dict:
@@ -116,7 +191,7 @@ def to_json(e: TrackletEvent) -> dict:
 
 def from_json(d: dict) -> TrackletEvent:
     kind = KINDS[d["kind"]]
-    values = {f.name: d.get(f.name) for f in fields(kind) if f.name in d}
+    values = {name: d[name] for name in FIELDS[kind] if name in d}
     for name in VECTORS:
         if values.get(name) is not None:
             values[name] = np.frombuffer(base64.b64decode(values[name]), "<f4")

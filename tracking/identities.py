@@ -128,7 +128,9 @@ class OnlineIdentities:
         """Updates the tracklet; says whether it is now ready to be identified."""
         key = (e.camera, e.track_id)
         tl = follow(self.tracklets, e)
-        if e.embedding is not None and key not in self.ids:
+        if key in self.ids:
+            self.matcher.seen(tl)
+        elif e.embedding is not None:
             tl.embedding = e.embedding
             return True
         return False

@@ -27,6 +27,7 @@ import numpy as np
 from tracking.association import assign
 
 GROUND_BIN_S = 0.1
+RECENT_S = 30.0  # seconds an ended tracklet stays among the recent (GlobalIdentities)
 
 
 @dataclass
@@ -164,12 +165,81 @@ def _continuation(u: Tracklet, t: Tracklet, cfg: IdentityConfig) -> float | None
     return float(ratio) if ratio <= 1 else None
 
 
+def linkable(u: Tracklet, t: Tracklet, cfg: IdentityConfig, near: dict[str, set]) -> bool:
+    """Whether position could link t to u, that is ``evidence(u, t)`` could be a ground
+    distance: seen at the same time in overlapping views (``near``: each camera's), or t
+    starting at most ``ground_gap_s`` after u ended. A cheap superset of that test (no
+    distances), so that the full rules run only on the pairs it lets through."""
+    if not cfg.ground_gate or u.start is None or t.start is None:
+        return False
+    if u.start <= t.end and t.start <= u.end:
+        return t.camera in near.get(u.camera, ())
+    return bool(cfg.ground_speed and u.ground and t.ground
+                and 0 <= t.start - u.end <= cfg.ground_gap_s)
+
+
+class Places:
+    """Tracklets by camera and by ground cell, so that those ``linkable`` could pair with a
+    tracklet are found in a few look-ups, not by trying every one: the time and place rules
+    then cost what the people near a new tracklet cost, not what the whole site holds.
+
+    ``later`` says which side of ``linkable(u, t)`` it holds: t's (tracklets that start
+    later, filed by where they start) or u's (filed by where they ended). A continuation
+    moves at most ``ground_gate + ground_speed * ground_gap_s``, the cell's side, so it is in
+    one of the 3 x 3 cells around its start or end."""
+
+    def __init__(self, cfg: IdentityConfig, near: dict[str, set], later: bool):
+        self.cfg, self.near, self.later = cfg, near, later
+        self.side = (cfg.ground_gate or 0) + (cfg.ground_speed or 0) * cfg.ground_gap_s
+        self.by_camera: dict[str, list] = defaultdict(list)
+        self.by_cell: dict[tuple[int, int], list] = defaultdict(list)
+
+    def _cell(self, t: Tracklet, first: bool) -> tuple[int, int] | None:
+        if not (self.cfg.ground_speed and self.side and t.ground):
+            return None
+        x, y = t.ground[next(iter(t.ground) if first else reversed(t.ground))]
+        if not (np.isfinite(x) and np.isfinite(y)):  # no continuation from there either
+            return None
+        return int(np.floor(x / self.side)), int(np.floor(y / self.side))
+
+    def add(self, t: Tracklet, tag) -> None:
+        self.by_camera[t.camera].append((t, tag))
+        if (cell := self._cell(t, first=self.later)) is not None:
+            self.by_cell[cell].append((t, tag))
+
+    def query(self, x: Tracklet) -> set:
+        """Tags of the held tracklets that ``linkable`` pairs with x."""
+        found = [p for cam in self.near.get(x.camera, ()) for p in self.by_camera.get(cam, ())]
+        if (cell := self._cell(x, first=not self.later)) is not None:
+            found += [p for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                      for p in self.by_cell.get((cell[0] + dx, cell[1] + dy), ())]
+        pairs = ((x, t) if self.later else (t, x) for t, _ in found)
+        return {tag for (u, t), (_, tag) in zip(pairs, found)
+                if linkable(u, t, self.cfg, self.near)}
+
+
 class GlobalIdentities:
+    """People across cameras: each new tracklet is matched to an identity (see the module
+    docstring). Candidates are narrowed before the rules run: by appearance (one product
+    over every identity's looks) and by place (``Places``: identities with a tracklet in an
+    overlapping view at the same time, or that ended a moment ago nearby), so a thousand
+    cameras cost a little more than ten, not a hundred times more per tracklet.
+
+    A caller that updates an identified tracklet (its end moves on) tells ``seen``, so that
+    it is among the recent tracklets the place rules look at."""
+
     def __init__(self, config: IdentityConfig | None = None):
         self.cfg = config or IdentityConfig()
         self.identities: list[Identity] = []
         self.issued = 0  # ids given so far (forgotten identities keep theirs)
         self._banks: tuple[np.ndarray, np.ndarray] | None = None  # stacked, see distances
+        self.near: dict[str, set] = defaultdict(set)  # camera -> cameras overlapping it
+        for pair in self.cfg.overlapping:
+            for a in pair:
+                self.near[a] |= pair - {a}
+        self._owner: dict[int, Identity] = {}   # id(tracklet) -> its identity, all held
+        self._recent: dict[int, Tracklet] = {}  # every held tracklet ended at or after:
+        self._floor = -np.inf
 
     def distances(self, feats: np.ndarray) -> np.ndarray:
         """Cosine distance of each row of ``feats`` to each identity's closest look (rows x
@@ -201,31 +271,83 @@ class GlobalIdentities:
         """Global id for each tracklet. Tracklets given together may join one identity
         (one person entering two overlapping views at once) when the constraints allow it,
         but never two from the same camera: unmatched ones open a new identity one at a
-        time and the rest are matched again."""
-        out = [0] * len(tracklets)
-        todo = list(range(len(tracklets)))
-        cameras_now: dict[int, set] = {}  # identity index -> cameras it got in this call
-        placeable = self._placeable(tracklets)
+        time and the rest are matched again (only the identities that changed are costed
+        again)."""
+        n, m, limit = len(tracklets), len(self.identities), self.cfg.max_distance
+        feats = np.stack([t.first_look for t in tracklets])
+        dist = np.full((n, m + n), np.inf)  # room for the identities this call may open
+        if m:
+            dist[:, :m] = self.distances(feats)
+        near = self._linked(tracklets)
+        cost = np.full((n, m + n), np.inf)
+        within: set[tuple[int, int]] = set()  # (row, identity) pairs costing <= limit
+        close = zip(*(k.tolist() for k in np.nonzero(dist[:, :m] <= limit)))
+        for r, j in set(close) | {(r, j) for j, rows in near.items() for r in rows}:
+            cost[r, j] = self._cost(self.identities[j], tracklets[r], dist[r, j])
+            if cost[r, j] <= limit:
+                within.add((r, j))
+        later = Places(self.cfg, self.near, later=True)
+        for r, t in enumerate(tracklets):
+            later.add(t, r)
+        out, todo, cameras_now = [0] * n, list(range(n)), {}
         while todo:
-            cost = self._costs([tracklets[i] for i in todo], cameras_now, placeable)
-            matches, unmatched, _ = assign(cost, self.cfg.max_distance)
+            matches = self._match(cost, within, tracklets, todo, cameras_now, m)
             if not matches:  # open one new identity, then match the rest again
                 self.identities.append(self._new())
-                placeable.add(len(self.identities) - 1)
-                matches, unmatched = [(unmatched[0], len(self.identities) - 1)], unmatched[1:]
+                matches = [(todo[0], len(self.identities) - 1)]
             for r, j in matches:
-                out[todo[r]] = self._add(self.identities[j], tracklets[todo[r]])
-                cameras_now.setdefault(j, set()).add(tracklets[todo[r]].camera)
-            todo = [todo[r] for r in unmatched]
+                out[r] = self._add(self.identities[j], tracklets[r])
+                cameras_now.setdefault(j, set()).add(tracklets[r].camera)
+                near.setdefault(j, set()).update(later.query(tracklets[r]))
+            done = {r for r, _ in matches}
+            todo = [r for r in todo if r not in done]
+            within = {(r, j) for r, j in within if r not in done}
+            for j in {j for _, j in matches} if todo else ():
+                within = self._recost(j, tracklets, todo, feats, dist, cost, within,
+                                      near.get(j, set()), cameras_now[j])
         return out
 
-    def _costs(self, todo: list[Tracklet], cameras_now: dict[int, set],
-               placeable: set[int]) -> np.ndarray:
-        """Cost of each tracklet for each identity (inf: cannot be), with the rules run only
-        where appearance is close enough or position could link them."""
+    def _match(self, cost: np.ndarray, within: set[tuple[int, int]],
+               tracklets: list[Tracklet], todo: list[int], cameras_now: dict[int, set],
+               opened: int) -> list[tuple[int, int]]:
+        """Hungarian assignment (row, identity) of the rows still to match, on the rows and
+        identities with a pair within ``max_distance`` (the others cannot match; most of a
+        site's new tracklets are new people), or on the whole matrix for a tie."""
+        if not within:
+            return []
+        rows, cols = sorted({r for r, _ in within}), sorted({j for _, j in within})
+        sub = cost[np.ix_(rows, cols)]
+        if _tied(sub, self.cfg.max_distance):
+            whole = self._whole_costs([tracklets[r] for r in todo], cameras_now,
+                                      self._placeable(tracklets, opened))
+            return [(todo[a], b) for a, b in assign(whole, self.cfg.max_distance)[0]]
+        return sorted((rows[a], cols[b]) for a, b in assign(sub, self.cfg.max_distance)[0])
+
+    def _recost(self, j: int, tracklets: list[Tracklet], todo: list[int], feats: np.ndarray,
+                dist: np.ndarray, cost: np.ndarray, within: set[tuple[int, int]],
+                near: set[int], cameras: set) -> set[tuple[int, int]]:
+        """Costs of the rows still to match for identity j, which just took a tracklet;
+        the pairs within ``max_distance`` with j's brought up to date."""
+        ident, limit = self.identities[j], self.cfg.max_distance
+        dist[todo, j] = (1 - feats[todo] @ np.stack(ident.bank).T).min(1)
+        cost[todo, j] = np.inf
+        within = {p for p in within if p[1] != j}
+        close = {todo[k] for k in np.flatnonzero(dist[todo, j] <= limit)}
+        for r in close | (near & set(todo)):
+            if tracklets[r].camera not in cameras:
+                cost[r, j] = self._cost(ident, tracklets[r], dist[r, j])
+                if cost[r, j] <= limit:
+                    within.add((r, j))
+        return within
+
+    def _whole_costs(self, todo: list[Tracklet], cameras_now: dict[int, set],
+                     placeable: set[int]) -> np.ndarray:
+        """The costs of every pair as they were before candidates were narrowed (the rules
+        run where appearance is close enough or the identity was active lately). lap breaks
+        an exact tie (pieces of one track in two identities look the same) by the whole
+        matrix, so a tie is decided on this one, as it was: the offline pass keeps its
+        decisions. Costs the whole site: taken only for ties."""
         cost = np.full((len(todo), len(self.identities)), np.inf)
-        if not self.identities:
-            return cost
         dist = self.distances(np.stack([t.first_look for t in todo]))
         close = dist <= self.cfg.max_distance
         for j in set(np.flatnonzero(close.any(0))) | placeable:
@@ -234,26 +356,63 @@ class GlobalIdentities:
                     cost[r, j] = self._cost(self.identities[j], t, dist[r, j])
         return cost
 
-    def _placeable(self, tracklets: list[Tracklet]) -> set[int]:
-        """Identities that position could link to any of these tracklets: those with a
-        tracklet that ended at most ``ground_gap_s`` before the earliest of them starts (or
-        goes on). For the others only appearance can match, so the time and place rules,
-        which walk an identity's tracklets, run only where appearance is close enough: a
-        site of a thousand cameras stays linear in its identities."""
+    def _placeable(self, tracklets: list[Tracklet], opened: int) -> set[int]:
+        """For ``_whole_costs``: the identities with a tracklet (not one of these) that
+        ended at most ``ground_gap_s`` before the earliest of these starts, or every one
+        when a start is unknown; and those this call opened (from index ``opened``)."""
         if not self.cfg.ground_gate:
             return set()
+        found = set(range(opened, len(self.identities)))
         starts = [t.start for t in tracklets if t.start is not None]
         if len(starts) < len(tracklets):
-            return set(range(len(self.identities)))
+            return found | set(range(len(self.identities)))
+        since, given = min(starts) - self.cfg.ground_gap_s, {id(t) for t in tracklets}
+        return found | {j for j, ident in enumerate(self.identities[:opened])
+                        if any(u.end is None or u.end >= since
+                               for u in ident.tracklets if id(u) not in given)}
+
+    def _linked(self, tracklets: list[Tracklet]) -> dict[int, set[int]]:
+        """The identities (indices) position could link some of these tracklets to, each
+        with those tracklets (rows): an identity with a tracklet ``linkable`` to one
+        (Places over the recent tracklets)."""
+        starts = [t.start for t in tracklets if t.start is not None]
+        if not (self.cfg.ground_gate and self.identities and starts):
+            return {}
         since = min(starts) - self.cfg.ground_gap_s
-        return {j for j, ident in enumerate(self.identities)
-                if any(u.end is None or u.end >= since for u in ident.tracklets)}
+        column = {id(ident): j for j, ident in enumerate(self.identities)}
+        earlier = Places(self.cfg, self.near, later=False)
+        for u in self._recent_since(since):
+            earlier.add(u, column[id(self._owner[id(u)])])
+        near: dict[int, set[int]] = {}
+        for r, t in enumerate(tracklets):
+            for j in earlier.query(t):
+                near.setdefault(j, set()).add(r)
+        return near
+
+    def _recent_since(self, since: float) -> list[Tracklet]:
+        """The held tracklets that ended at or after ``since``. The recent ones are kept
+        apart (ended within ``RECENT_S`` of the latest asked for, or seen since): older
+        ones than that are found by walking every identity."""
+        if since < self._floor:
+            held = [u for ident in self.identities for u in ident.tracklets]
+        else:
+            if since - self._floor > 2 * RECENT_S:
+                self._floor = since - RECENT_S
+                self._recent = {k: u for k, u in self._recent.items()
+                                if u.end is None or u.end >= self._floor}
+            held = list(self._recent.values())
+        return [u for u in held if u.end is not None and u.end >= since]
+
+    def seen(self, t: Tracklet) -> None:
+        """An identified tracklet was seen again (its end moved on)."""
+        if id(t) in self._owner:
+            self._recent[id(t)] = t
 
     def detach(self, t: Tracklet) -> int:
         """Takes tracklet t out of its identity into a new one of its own; its new id."""
-        for ident in self.identities:
-            if any(u is t for u in ident.tracklets):
-                ident.tracklets = [u for u in ident.tracklets if u is not t]
+        ident = self._owner.get(id(t))
+        if ident is not None:
+            ident.tracklets = [u for u in ident.tracklets if u is not t]
         self.identities.append(self._new())
         return self._add(self.identities[-1], t)
 
@@ -271,6 +430,9 @@ class GlobalIdentities:
             ended = [t.end is not None and t.end < before for t in ident.tracklets]
             gone += [t for t, e in zip(ident.tracklets, ended) if e]
             ident.tracklets = [t for t, e in zip(ident.tracklets, ended) if not e]
+        for t in gone:
+            self._owner.pop(id(t), None)
+            self._recent.pop(id(t), None)
         if gone:
             self.identities = [i for i in self.identities if i.tracklets]
             self._banks = None
@@ -281,7 +443,16 @@ class GlobalIdentities:
         ident.bank.append(t.embedding)
         del ident.bank[:-self.cfg.bank]
         self._banks = None
+        self._owner[id(t)], self._recent[id(t)] = ident, t
         return ident.global_id
+
+
+def _tied(cost: np.ndarray, limit: float) -> bool:
+    """Whether a row or a column has two equal costs within ``limit``."""
+    rows, cols = np.nonzero(cost <= limit)
+    values = cost[rows, cols].tolist()
+    return (len(set(zip(rows.tolist(), values))) < len(values)
+            or len(set(zip(cols.tolist(), values))) < len(values))
 
 
 def cut_where_partners_change(tracklets: list[Tracklet], cfg: IdentityConfig

@@ -17,7 +17,7 @@ from tracking.camera_run import Row
 from tracking.events import Ids, TrackletEnded, TrackletEvent, TrackletUpdated
 from tracking.identities import identity_service
 from tracking.multicam import IdentityConfig
-from tracking.sinks import IdentitiesFile, MotFile, Sink
+from tracking.sinks import IdentitiesFile, MotFile
 from tracking.sources import Frame
 
 
@@ -48,16 +48,18 @@ def write_outputs(steps: Iterable[list[TrackletEvent]], cameras: list[str], ids:
     over a broker, tracking.broker)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sinks: list[Sink] = [MotFile(out / f"{c}.txt", c) for c in cameras]
-    if len(cameras) > 1:
-        sinks.append(IdentitiesFile(out))
+    mot = {c: MotFile(out / f"{c}.txt", c) for c in cameras}
+    table = [IdentitiesFile(out)] if len(cameras) > 1 else []
     last: dict[tuple[str, int], TrackletUpdated] = {}
     for step in steps:
         for camera, rows in rows_of(step, last).items():
             frame = Frame(rows[0].frame, rows[0].time, None, 0.0)
-            for sink in sinks:
+            for sink in (mot[camera], *table):  # a camera's rows to its own file only
                 sink.write(camera, frame, rows, ids)
-    for sink in sinks:
+        for e in step:  # a track that ended has all its rows: they leave memory
+            if isinstance(e, TrackletEnded) and table:
+                table[0].settle(e.camera, e.track_id, ids)
+    for sink in (*mot.values(), *table):
         sink.close(ids)
 
 

@@ -257,31 +257,62 @@ class ContactSheets:
 class IdentitiesFile:
     """identities.json and .csv in ``folder``: one row per identified stretch of a local
     track (global id, camera, local id, first and last time seen, frames seen), by global
-    id; a track cut by the offline pass has one row per person in it."""
+    id; a track cut by the offline pass has one row per person in it. A track that ended
+    for good can be ``settle``d: its rows are made then and wait on disk (a .part file),
+    so a long run holds only its open tracks' frames."""
 
     FIELDS = ["global_id", "camera", "local_id", "first_s", "last_s", "frames"]
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.seen: dict[tuple[str, int], list[tuple[int, float]]] = defaultdict(list)
+        self.order: dict[tuple[str, int], int] = {}  # when each track was first seen
+        self.spill = part_path(self.folder / "identities.rows")
+        self.settled = 0  # tracks settled so far (their order numbers stay taken)
 
     def write(self, camera: str, frame: Frame, rows: list[Row], ids: Ids) -> None:
         for r in rows:
             if not r.late:
-                self.seen[(r.camera, r.track_id)].append((r.frame, r.time))
+                key = (r.camera, r.track_id)
+                self.order.setdefault(key, len(self.order) + self.settled)
+                self.seen[key].append((r.frame, r.time))
+
+    def settle(self, camera: str, track_id: int, ids: Ids) -> None:
+        """The track ended and its decisions are final: its rows go to disk."""
+        key = (camera, track_id)
+        if key not in self.seen:
+            return
+        rows = self._rows(key, self.seen.pop(key), self.order.pop(key), ids)
+        self.settled += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.spill, "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+
+    @staticmethod
+    def _rows(key: tuple[str, int], seen: list[tuple[int, float]], order: int,
+              ids: Ids) -> list[dict]:
+        """One track's rows, each with its place in first-seen order (``_order``)."""
+        camera, local = key
+        spans: dict[int, list] = {}  # id -> first, last, n
+        for frame, time in seen:
+            gid = ids.get(camera, local, frame)
+            if gid is not None:
+                span = spans.setdefault(gid, [time, time, 0])
+                span[1], span[2] = time, span[2] + 1
+        return [{"global_id": g, "camera": camera, "local_id": local,
+                 "first_s": round(first, 3), "last_s": round(last, 3), "frames": n,
+                 "_order": [order, k]} for k, (g, (first, last, n)) in enumerate(spans.items())]
 
     def table(self, ids: Ids) -> list[dict]:
-        spans: dict[tuple[int, str, int], list] = {}  # (id, camera, local) -> first, last, n
-        for (camera, local), seen in self.seen.items():
-            for frame, time in seen:
-                gid = ids.get(camera, local, frame)
-                if gid is not None:
-                    span = spans.setdefault((gid, camera, local), [time, time, 0])
-                    span[1], span[2] = time, span[2] + 1
-        table = [{"global_id": g, "camera": c, "local_id": loc, "first_s": round(first, 3),
-                  "last_s": round(last, 3), "frames": n}
-                 for (g, c, loc), (first, last, n) in spans.items()]
-        return sorted(table, key=lambda r: (r["global_id"], r["first_s"]))
+        table = [r for key, seen in self.seen.items()
+                 for r in self._rows(key, seen, self.order[key], ids)]
+        if self.spill.exists():
+            with open(self.spill) as f:
+                table += [json.loads(line) for line in f]
+        table.sort(key=lambda r: (r["global_id"], r["first_s"], r["_order"]))
+        for r in table:
+            del r["_order"]
+        return table
 
     def close(self, ids: Ids) -> None:
         table = self.table(ids)
@@ -291,3 +322,4 @@ class IdentitiesFile:
         writer.writeheader()
         writer.writerows(table)
         write_text_atomic(self.folder / "identities.csv", buf.getvalue())
+        self.spill.unlink(missing_ok=True)

@@ -114,7 +114,7 @@ def _run(publisher: Publisher, settings: Settings, cameras, until: float,
         log.error("the broker %s stayed away: %d frames' events not published (%s)",
                   publisher.link.url, publisher.unpublished, frames)
         return 1
-    print(f"worker {publisher.me}: {frames} published")
+    print(f"worker {publisher.me}: {frames} published, {stats.fps:.1f} camera-frames/s")
     return 0
 
 
