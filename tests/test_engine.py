@@ -1,6 +1,7 @@
 """Training engine on a small real subset: resume equality, DDP, checkpoints, errors."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -74,10 +75,17 @@ def test_config_errors(tmp_path):
         load_config(str(tmp_path / "none.yaml"))
 
 
+def free_port() -> int:
+    """A port nobody listens on now (two test runs on one machine must not share one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_ddp_two_cpu_processes(market_root, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29533", "-m", "reid.cli", "train", "--output", str(tmp_path),
+           "--master_port", str(free_port()), "-m", "reid.cli", "train", "--output", str(tmp_path),
            *TINY, f"data.root={market_root}", "optim.epochs=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
