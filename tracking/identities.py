@@ -205,10 +205,11 @@ class OfflineIdentities:
     def finish(self) -> list[Decision]:
         done = [t for t in self.tracklets.values() if t.embedding is not None]
         pieces = cut_where_partners_change(done, self.cfg)
-        window = self.cfg.look_every_s
-        looks = [piece_look(p, self.looks.get((p.camera, p.track_id), []), window)
-                 for p in pieces]
-        labels = persons(pieces, np.stack(looks) if looks else np.empty((0, 0)), self.cfg)
+        if not pieces:
+            return []
+        looks = np.stack([piece_look(p, self.looks.get((p.camera, p.track_id), []),
+                                     self.cfg.look_every_s) for p in pieces])
+        labels = persons(pieces, looks, self.cfg)
         return [Decision(p.camera, p.track_id, k + 1, self.first_frame(p))
                 for p, k in zip(pieces, labels)]
 

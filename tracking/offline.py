@@ -33,6 +33,7 @@ from itertools import combinations
 
 import numpy as np
 
+from tracking.association import mean_direction
 from tracking.multicam import IdentityConfig, Tracklet, evidence, start_of
 
 SURE_RATIO = 0.5       # seen at once, this share of the ground gate apart: one person
@@ -48,8 +49,7 @@ def piece_look(piece: Tracklet, looks: Sequence[tuple[float, np.ndarray, int]],
               if piece.start + window_s / 2 <= t <= piece.end + 1e-3]
     if not inside:
         return piece.first_look
-    mean = sum(n * v for v, n in inside)
-    return mean / np.linalg.norm(mean)
+    return mean_direction(np.stack([n * v for v, n in inside]))
 
 
 def persons(pieces: Sequence[Tracklet], looks: np.ndarray, cfg: IdentityConfig) -> list[int]:
@@ -138,8 +138,14 @@ def _agglomerate(conflict: np.ndarray, link: np.ndarray, appearance: np.ndarray,
     n = len(conflict)
     members, size, alive = [[i] for i in range(n)], np.ones(n), np.ones(n, bool)
     total, conflict, link = appearance.copy(), conflict.copy(), link.copy()
-    cost = np.where(conflict, np.inf, np.minimum(link, total))
-    np.fill_diagonal(cost, np.inf)
+
+    def costs(rows: np.ndarray) -> np.ndarray:
+        mean = total[rows] / np.outer(size[rows], size)
+        out = np.where(conflict[rows] | ~alive, np.inf, np.minimum(link[rows], mean))
+        out[np.arange(len(rows)), rows] = np.inf  # a group is not merged with itself
+        return out
+
+    cost = costs(np.arange(n))
     best, partner = cost.min(1), cost.argmin(1)
     while True:
         a = int(np.argmin(best))
@@ -148,14 +154,15 @@ def _agglomerate(conflict: np.ndarray, link: np.ndarray, appearance: np.ndarray,
             break
         members[a] += members[b]
         size[a] += size[b]
-        for m in (total, link, conflict):
-            m[a] = np.minimum(m[a], m[b]) if m is link else m[a] + m[b]
-            m[:, a] = m[a]
+        total[a] += total[b]
+        total[:, a] = total[a]
+        link[a] = np.minimum(link[a], link[b])
+        link[:, a] = link[a]
+        conflict[a] |= conflict[b]
+        conflict[:, a] = conflict[a]
         alive[b] = False
         cost[b], cost[:, b], best[b] = np.inf, np.inf, np.inf
-        mean = total[a] / (size[a] * size)
-        cost[a] = np.where(conflict[a] | ~alive, np.inf, np.minimum(link[a], mean))
-        cost[a, a] = np.inf
+        cost[a] = costs(np.array([a]))[0]
         cost[:, a] = cost[a]
         for c in np.flatnonzero(alive & ((partner == a) | (partner == b) | (cost[:, a] < best))):
             best[c], partner[c] = cost[c].min(), cost[c].argmin()

@@ -104,7 +104,6 @@ class Track:
             return None
         return mean_direction(np.stack(self.memory))
 
-
     def crops_since(self, memorised: int) -> np.ndarray:
         """Embeddings of the crops memorised after the first ``memorised`` (those memory
         still holds), for looks reported as a track goes on."""
