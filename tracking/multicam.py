@@ -291,7 +291,7 @@ class GlobalIdentities:
             later.add(t, r)
         out, todo, cameras_now = [0] * n, list(range(n)), {}
         while todo:
-            matches = self._match(cost, within, tracklets, todo, cameras_now, m)
+            matches = self._match(cost, within)
             if not matches:  # open one new identity, then match the rest again
                 self.identities.append(self._new())
                 matches = [(todo[0], len(self.identities) - 1)]
@@ -307,20 +307,14 @@ class GlobalIdentities:
                                       near.get(j, set()), cameras_now[j])
         return out
 
-    def _match(self, cost: np.ndarray, within: set[tuple[int, int]],
-               tracklets: list[Tracklet], todo: list[int], cameras_now: dict[int, set],
-               opened: int) -> list[tuple[int, int]]:
+    def _match(self, cost: np.ndarray, within: set[tuple[int, int]]) -> list[tuple[int, int]]:
         """Hungarian assignment (row, identity) of the rows still to match, on the rows and
         identities with a pair within ``max_distance`` (the others cannot match; most of a
-        site's new tracklets are new people), or on the whole matrix for a tie."""
+        site's new tracklets are new people)."""
         if not within:
             return []
         rows, cols = sorted({r for r, _ in within}), sorted({j for _, j in within})
         sub = cost[np.ix_(rows, cols)]
-        if _tied(sub, self.cfg.max_distance):
-            whole = self._whole_costs([tracklets[r] for r in todo], cameras_now,
-                                      self._placeable(tracklets, opened))
-            return [(todo[a], b) for a, b in assign(whole, self.cfg.max_distance)[0]]
         return sorted((rows[a], cols[b]) for a, b in assign(sub, self.cfg.max_distance)[0])
 
     def _recost(self, j: int, tracklets: list[Tracklet], todo: list[int], feats: np.ndarray,
@@ -339,37 +333,6 @@ class GlobalIdentities:
                 if cost[r, j] <= limit:
                     within.add((r, j))
         return within
-
-    def _whole_costs(self, todo: list[Tracklet], cameras_now: dict[int, set],
-                     placeable: set[int]) -> np.ndarray:
-        """The costs of every pair as they were before candidates were narrowed (the rules
-        run where appearance is close enough or the identity was active lately). lap breaks
-        an exact tie (pieces of one track in two identities look the same) by the whole
-        matrix, so a tie is decided on this one, as it was: the offline pass keeps its
-        decisions. Costs the whole site: taken only for ties."""
-        cost = np.full((len(todo), len(self.identities)), np.inf)
-        dist = self.distances(np.stack([t.first_look for t in todo]))
-        close = dist <= self.cfg.max_distance
-        for j in set(np.flatnonzero(close.any(0))) | placeable:
-            for r, t in enumerate(todo):
-                if (close[r, j] or j in placeable) and t.camera not in cameras_now.get(j, ()):
-                    cost[r, j] = self._cost(self.identities[j], t, dist[r, j])
-        return cost
-
-    def _placeable(self, tracklets: list[Tracklet], opened: int) -> set[int]:
-        """For ``_whole_costs``: the identities with a tracklet (not one of these) that
-        ended at most ``ground_gap_s`` before the earliest of these starts, or every one
-        when a start is unknown; and those this call opened (from index ``opened``)."""
-        if not self.cfg.ground_gate:
-            return set()
-        found = set(range(opened, len(self.identities)))
-        starts = [t.start for t in tracklets if t.start is not None]
-        if len(starts) < len(tracklets):
-            return found | set(range(len(self.identities)))
-        since, given = min(starts) - self.cfg.ground_gap_s, {id(t) for t in tracklets}
-        return found | {j for j, ident in enumerate(self.identities[:opened])
-                        if any(u.end is None or u.end >= since
-                               for u in ident.tracklets if id(u) not in given)}
 
     def _linked(self, tracklets: list[Tracklet]) -> dict[int, set[int]]:
         """The identities (indices) position could link some of these tracklets to, each
@@ -445,14 +408,6 @@ class GlobalIdentities:
         self._banks = None
         self._owner[id(t)], self._recent[id(t)] = ident, t
         return ident.global_id
-
-
-def _tied(cost: np.ndarray, limit: float) -> bool:
-    """Whether a row or a column has two equal costs within ``limit``."""
-    rows, cols = np.nonzero(cost <= limit)
-    values = cost[rows, cols].tolist()
-    return (len(set(zip(rows.tolist(), values))) < len(values)
-            or len(set(zip(cols.tolist(), values))) < len(values))
 
 
 def cut_where_partners_change(tracklets: list[Tracklet], cfg: IdentityConfig
